@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/* Monotonic time in nanoseconds. Thread safety: reentrant. */
+#ifndef FP_COMMON_TIME_H
+#define FP_COMMON_TIME_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline uint64_t fp_time_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define FP_NS_PER_MS 1000000ull
+
+#endif /* FP_COMMON_TIME_H */
