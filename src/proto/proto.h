@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The farpool wire protocol: frame layout, opcodes, encoders and the decoder of
+ * untrusted frames. docs/protocol.md is the prose specification; this file is
+ * its one implementation, shared by the daemon and the client.
+ *
+ * DESIGN
+ * Every frame is a 24-byte header followed by `length` payload bytes. All
+ * integers are little-endian. The header carries a request id chosen by the
+ * client and echoed in the reply, so many requests are in flight on one
+ * connection and replies may come back in any order.
+ *
+ * Data operations name (slab, offset, length) ranges and nothing else, so each
+ * maps one to one onto a one-sided RDMA READ or WRITE of registered memory.
+ * A data request's payload is an "args" part (ranges) followed, for writes, by
+ * the data itself; the receiver can therefore validate every range before it
+ * accepts a byte of data, and place the data straight into the slab.
+ *
+ * Thread safety: all functions are reentrant; they touch only their arguments.
+ */
+#ifndef FP_PROTO_PROTO_H
+#define FP_PROTO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <farpool/status.h>
+
+#define FP_PROTO_MAGIC    0x5046u /* "FP" on the wire */
+#define FP_PROTO_VERSION  1u
+#define FP_PROTO_HDR_SIZE 24u
+
+/* Limits every peer enforces. A frame over them is a protocol error. */
+#define FP_PROTO_MAX_DATA    (16u << 20) /* data bytes of one READ/WRITE frame */
+#define FP_PROTO_MAX_RANGES  1024u       /* ranges of one vectored frame */
+#define FP_PROTO_RANGE_SIZE  24u
+#define FP_PROTO_VEC_HDR     8u
+#define FP_PROTO_MAX_ARGS    (FP_PROTO_VEC_HDR + FP_PROTO_MAX_RANGES * FP_PROTO_RANGE_SIZE)
+#define FP_PROTO_MAX_CONTROL 4096u /* payload of a non-data frame */
+#define FP_PROTO_MAX_PAYLOAD (FP_PROTO_MAX_ARGS + FP_PROTO_MAX_DATA)
+
+/* Header flags. */
+#define FP_PROTO_FLAG_REPLY 0x0001u
+
+typedef enum fp_proto_op {
+    FP_OP_HELLO = 1,
+    FP_OP_AUTH = 2,
+    FP_OP_PING = 3,
+    FP_OP_STATS = 4,
+    FP_OP_SLAB_ALLOC = 5,
+    FP_OP_SLAB_FREE = 6,
+    FP_OP_READ = 16,
+    FP_OP_WRITE = 17,
+    FP_OP_READV = 18,
+    FP_OP_WRITEV = 19,
+} fp_proto_op_t;
+
+/** A decoded frame header. */
+typedef struct fp_proto_hdr {
+    uint8_t version;
+    uint8_t op;
+    uint16_t flags;
+    uint64_t id;
+    int32_t status; /* replies: an fp_status_t; requests: 0 */
+    uint32_t length;
+} fp_proto_hdr_t;
+
+/** One (slab, offset, length) range of a data operation. */
+typedef struct fp_proto_range {
+    uint64_t slab;
+    uint64_t offset;
+    uint32_t length;
+} fp_proto_range_t;
+
+/* HELLO: client -> node. */
+#define FP_PROTO_KEY_SIZE   16u
+#define FP_PROTO_NONCE_SIZE 32u
+#define FP_PROTO_MAC_SIZE   32u
+#define FP_PROTO_HELLO_REQ_SIZE 24u
+typedef struct fp_proto_hello_req {
+    uint16_t min_version;
+    uint16_t max_version;
+    uint8_t client_key[FP_PROTO_KEY_SIZE];
+} fp_proto_hello_req_t;
+
+/* HELLO reply: node -> client. */
+#define FP_PROTO_HELLO_AUTH_REQUIRED 0x0001u
+#define FP_PROTO_HELLO_REP_SIZE 64u
+typedef struct fp_proto_hello_rep {
+    uint16_t version;
+    uint16_t flags;
+    uint64_t node_id;
+    uint8_t nonce[FP_PROTO_NONCE_SIZE];
+    uint64_t slab_size;
+    uint32_t max_data;
+    uint32_t max_ranges;
+} fp_proto_hello_rep_t;
+
+/* AUTH: client nonce + client MAC; reply: node MAC. */
+#define FP_PROTO_AUTH_REQ_SIZE (FP_PROTO_NONCE_SIZE + FP_PROTO_MAC_SIZE)
+#define FP_PROTO_AUTH_REP_SIZE FP_PROTO_MAC_SIZE
+
+#define FP_PROTO_STATS_FIELDS   10u
+#define FP_PROTO_STATS_REP_SIZE (FP_PROTO_STATS_FIELDS * 8u)
+#define FP_PROTO_ALLOC_REP_SIZE 16u
+#define FP_PROTO_FREE_REQ_SIZE  8u
+
+/* Little-endian scalar access on byte buffers. */
+static inline void fp_proto_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void fp_proto_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void fp_proto_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t fp_proto_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t fp_proto_get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t fp_proto_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Name of an opcode for logs ("READ"), or "?" */
+const char *fp_proto_op_name(uint8_t op);
+
+/* True for READ, WRITE, READV, WRITEV. */
+bool fp_proto_op_is_data(uint8_t op);
+
+/* Write a header into @buf (FP_PROTO_HDR_SIZE bytes). */
+void fp_proto_hdr_encode(const fp_proto_hdr_t *hdr, uint8_t *buf);
+
+/*
+ * Decode and check an untrusted header: magic, version, reserved bits, and a
+ * payload length within the limits of its opcode's class. Replies (FLAG_REPLY)
+ * are accepted only when @expect_reply. FP_ERR_PROTOCOL, FP_ERR_VERSION or
+ * FP_ERR_TOO_LARGE; *@hdr_p is filled when the fields could be read (so an
+ * error reply can echo the id) even if an error is returned.
+ */
+fp_status_t fp_proto_hdr_decode(const uint8_t *buf, bool expect_reply, fp_proto_hdr_t *hdr_p);
+
+/*
+ * Size of the args part of a data request: 24 for READ/WRITE; for READV/WRITEV
+ * 8 + 24 * count, where count is read from the first 4 bytes at @prefix (at
+ * least FP_PROTO_VEC_HDR bytes). Checks count against FP_PROTO_MAX_RANGES and
+ * the size against the frame's @length.
+ */
+fp_status_t fp_proto_args_size(const fp_proto_hdr_t *hdr, const uint8_t *prefix,
+                               size_t prefix_len, uint32_t *args_len_p);
+
+/*
+ * Decode the ranges of a data request from its args (@args_len bytes, as
+ * given by fp_proto_args_size) into @ranges (room for FP_PROTO_MAX_RANGES).
+ * Checks that no range is empty, that the data adds up to at most
+ * FP_PROTO_MAX_DATA, and that the frame length is args_len + data for writes
+ * and args_len for reads. Returns the count and the total data length.
+ */
+fp_status_t fp_proto_ranges_decode(const fp_proto_hdr_t *hdr, const uint8_t *args,
+                                   uint32_t args_len, fp_proto_range_t *ranges,
+                                   uint32_t *count_p, uint32_t *data_len_p);
+
+/* Encode the args of a data request; returns its size. @buf: FP_PROTO_MAX_ARGS. */
+uint32_t fp_proto_ranges_encode(uint8_t op, const fp_proto_range_t *ranges, uint32_t count,
+                                uint8_t *buf);
+
+void fp_proto_hello_req_encode(const fp_proto_hello_req_t *req, uint8_t *buf);
+fp_status_t fp_proto_hello_req_decode(const uint8_t *buf, uint32_t len, fp_proto_hello_req_t *req_p);
+void fp_proto_hello_rep_encode(const fp_proto_hello_rep_t *rep, uint8_t *buf);
+fp_status_t fp_proto_hello_rep_decode(const uint8_t *buf, uint32_t len, fp_proto_hello_rep_t *rep_p);
+
+/*
+ * Authentication MACs: HMAC-SHA-256 keyed with the shared secret over a role
+ * label, both nonces and the client key, so a reply cannot be replayed as a
+ * request nor moved to another session. @mac: FP_PROTO_MAC_SIZE bytes.
+ */
+typedef enum fp_proto_auth_role {
+    FP_PROTO_AUTH_CLIENT = 0,
+    FP_PROTO_AUTH_NODE = 1,
+} fp_proto_auth_role_t;
+
+fp_status_t fp_proto_auth_mac(fp_proto_auth_role_t role, const uint8_t *secret, size_t secret_len,
+                              const uint8_t *node_nonce, const uint8_t *client_nonce,
+                              const uint8_t *client_key, uint8_t *mac);
+/* Constant-time check of a received MAC; FP_OK or FP_ERR_AUTH. */
+fp_status_t fp_proto_auth_verify(fp_proto_auth_role_t role, const uint8_t *secret,
+                                 size_t secret_len, const uint8_t *node_nonce,
+                                 const uint8_t *client_nonce, const uint8_t *client_key,
+                                 const uint8_t *mac);
+
+/* Fill @buf with @len cryptographically random bytes; FP_ERR_IO if no RNG. */
+fp_status_t fp_proto_random(void *buf, size_t len);
+
+#endif /* FP_PROTO_PROTO_H */
