@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The memory node: an event loop serving the farpool protocol over TCP from a
+ * slab store. farpoold's main() parses the command line into
+ * fp_server_params_t and runs one of these.
+ *
+ * Thread safety: fp_server_run() runs the loop on the calling thread and owns
+ * all server state; fp_server_stop() may be called from any thread or a
+ * signal handler.
+ */
+#ifndef FP_SERVER_SERVER_H
+#define FP_SERVER_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <farpool/status.h>
+
+#include "common/parse.h"
+
+typedef struct fp_server fp_server_t;
+
+typedef struct fp_server_params {
+    fp_addr_t listen;         /* where to listen; port 0 picks a free port */
+    uint64_t capacity;        /* bytes to donate at most */
+    uint64_t slab_size;       /* bytes per slab */
+    const uint8_t *secret;    /* NULL: no authentication (loopback only) */
+    size_t secret_len;
+    int handshake_timeout_ms; /* HELLO (and AUTH) must complete within this */
+    int idle_timeout_ms;      /* a connection stuck mid-frame is closed after this */
+} fp_server_params_t;
+
+/*
+ * Create the store and the listening socket. Refuses a non-loopback address
+ * without a secret (FP_ERR_INVALID_PARAM). Logs why on failure.
+ */
+fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **server_p);
+
+/* The address actually bound (with the port the kernel chose). */
+void fp_server_local_addr(const fp_server_t *server, fp_addr_t *addr_p);
+
+/* Serve until fp_server_stop(); FP_OK after a requested stop. */
+fp_status_t fp_server_run(fp_server_t *server);
+
+/* Ask the loop to stop; async-signal-safe. */
+void fp_server_stop(fp_server_t *server);
+
+/* Close every connection and free the memory. NULL is a no-op. */
+void fp_server_destroy(fp_server_t *server);
+
+#endif /* FP_SERVER_SERVER_H */
