@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libfarpool: the public API.
+ *
+ * This release exposes the memory-node level: connect to one farpoold, allocate
+ * slabs of its memory, and read and write byte ranges of those slabs. Mapped
+ * regions with page faults served from the pool build on this layer.
+ *
+ * Ownership: every object returned through an output argument (*_p) belongs to
+ * the caller and is released with the matching destroy/close function, which
+ * accepts NULL. Output arguments are written only when FP_OK is returned.
+ *
+ * Thread safety: a farpool_node_t is not thread-safe; use one per thread or
+ * serialise calls on it. Distinct handles may be used from distinct threads at
+ * once. The library keeps no mutable global state.
+ */
+#ifndef FARPOOL_FARPOOL_H
+#define FARPOOL_FARPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <farpool/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FP_BUILDING_LIBRARY)
+#define FARPOOL_API __attribute__((visibility("default")))
+#else
+#define FARPOOL_API
+#endif
+
+/** Library version, MAJOR*10000 + MINOR*100 + PATCH. */
+#define FARPOOL_VERSION 100
+
+/** A connection to one memory node (farpoold). */
+typedef struct farpool_node farpool_node_t;
+
+/** Which fields of farpool_node_params_t the caller has set. */
+enum farpool_node_params_field {
+    FARPOOL_NODE_PARAM_SECRET = 1u << 0,      /* secret, secret_len */
+    FARPOOL_NODE_PARAM_SECRET_FILE = 1u << 1, /* secret_file */
+    FARPOOL_NODE_PARAM_TIMEOUT = 1u << 2,     /* timeout_ms */
+    FARPOOL_NODE_PARAM_CLIENT_KEY = 1u << 3,  /* client_key */
+};
+
+/**
+ * Parameters of farpool_node_connect(). Fields not named in field_mask take
+ * their defaults, so new fields can be added without breaking callers.
+ */
+typedef struct farpool_node_params {
+    uint64_t field_mask;
+    /** Pre-shared secret (bytes, not necessarily a string). Default: none. */
+    const void *secret;
+    size_t secret_len;
+    /** File holding the secret; a trailing newline is ignored. */
+    const char *secret_file;
+    /** Deadline of each blocking call, milliseconds. Default 10000. */
+    int timeout_ms;
+    /**
+     * Identity that owns the slabs this connection allocates; connections
+     * presenting the same key share them. Default: a fresh random key.
+     */
+    uint8_t client_key[16];
+} farpool_node_params_t;
+
+/** Statistics of one memory node, as `farpool status` shows them. */
+typedef struct farpool_node_stats {
+    uint64_t capacity;      /* bytes the node may donate */
+    uint64_t used;          /* bytes in allocated slabs */
+    uint64_t slab_size;     /* bytes per slab */
+    uint64_t slabs;         /* allocated slabs */
+    uint64_t clients;       /* connected clients (this one included) */
+    uint64_t bytes_read;    /* bytes served by READ since start */
+    uint64_t bytes_written; /* bytes stored by WRITE since start */
+    uint64_t requests;      /* frames served */
+    uint64_t errors;        /* error replies and dropped connections */
+    uint64_t uptime_ms;     /* milliseconds since the node started */
+} farpool_node_stats_t;
+
+/**
+ * Connect to the memory node at @addr ("HOST:PORT", "[V6]:PORT"), say hello
+ * and authenticate with the secret if the node asks for one.
+ *
+ * @params may be NULL for defaults. On FP_OK *@node_p is a new handle to close
+ * with farpool_node_close(). FP_ERR_AUTH: wrong or missing secret;
+ * FP_ERR_VERSION: incompatible node.
+ */
+FARPOOL_API fp_status_t farpool_node_connect(const char *addr, const farpool_node_params_t *params,
+                                             farpool_node_t **node_p);
+
+/** Close the connection and free the handle. Slabs stay allocated. NULL is a no-op. */
+FARPOOL_API void farpool_node_close(farpool_node_t *node);
+
+/** Allocate one slab; its id and size in bytes are returned. FP_ERR_NO_SPACE when full. */
+FARPOOL_API fp_status_t farpool_slab_alloc(farpool_node_t *node, uint64_t *slab_id_p,
+                                           uint64_t *slab_size_p);
+
+/** Free a slab this client owns. */
+FARPOOL_API fp_status_t farpool_slab_free(farpool_node_t *node, uint64_t slab_id);
+
+/**
+ * Read @len bytes at @offset of slab @slab_id into @buf. Any length is
+ * accepted; large reads are split into pipelined requests.
+ * FP_ERR_OUT_OF_RANGE past the slab's end, FP_ERR_PERMISSION if not ours.
+ */
+FARPOOL_API fp_status_t farpool_slab_read(farpool_node_t *node, uint64_t slab_id, uint64_t offset,
+                                          void *buf, size_t len);
+
+/** Write @len bytes of @buf at @offset of slab @slab_id. Same errors as read. */
+FARPOOL_API fp_status_t farpool_slab_write(farpool_node_t *node, uint64_t slab_id,
+                                           uint64_t offset, const void *buf, size_t len);
+
+/** Fetch the node's statistics. */
+FARPOOL_API fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats_p);
+
+/** Round trip to the node; returns the time it took in nanoseconds. */
+FARPOOL_API fp_status_t farpool_node_ping(farpool_node_t *node, uint64_t *rtt_ns_p);
+
+/** Description of a status code (same as fp_status_string()). */
+FARPOOL_API const char *farpool_status_string(fp_status_t status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FARPOOL_FARPOOL_H */
