@@ -66,9 +66,8 @@ int cli_bench_rw(int argc, char **argv)
             break;
         case 's':
             if (fp_parse_size(optarg, &size) != FP_OK || size == 0 || size % 8 != 0)
-                return cli_usage_error("bench rw ",
-                                       "invalid --size '%s' (a multiple of 8 bytes, e.g. 256M)",
-                                       optarg);
+                return cli_usage_error(
+                    "bench rw ", "invalid --size '%s' (a multiple of 8 bytes, e.g. 256M)", optarg);
             break;
         case 'k':
             secret_file = optarg;

@@ -36,8 +36,8 @@ static void print_human(const char *addr, const farpool_node_stats_t *s)
     printf("bytes written  %" PRIu64 "\n", s->bytes_written);
     printf("requests       %" PRIu64 "\n", s->requests);
     printf("errors         %" PRIu64 "\n", s->errors);
-    printf("uptime         %" PRIu64 "d %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 "\n",
-           up / 86400, up / 3600 % 24, up / 60 % 60, up % 60);
+    printf("uptime         %" PRIu64 "d %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 "\n", up / 86400,
+           up / 3600 % 24, up / 60 % 60, up % 60);
 }
 
 static void print_json(const char *addr, const farpool_node_stats_t *s)

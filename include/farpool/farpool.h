@@ -110,8 +110,8 @@ FARPOOL_API fp_status_t farpool_slab_read(farpool_node_t *node, uint64_t slab_id
                                           void *buf, size_t len);
 
 /** Write @len bytes of @buf at @offset of slab @slab_id. Same errors as read. */
-FARPOOL_API fp_status_t farpool_slab_write(farpool_node_t *node, uint64_t slab_id,
-                                           uint64_t offset, const void *buf, size_t len);
+FARPOOL_API fp_status_t farpool_slab_write(farpool_node_t *node, uint64_t slab_id, uint64_t offset,
+                                           const void *buf, size_t len);
 
 /** Fetch the node's statistics. */
 FARPOOL_API fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats_p);

@@ -18,23 +18,23 @@ extern "C" {
 
 typedef enum fp_status {
     FP_OK = 0,
-    FP_ERR_NO_MEMORY = -1,      /* local allocation failed */
-    FP_ERR_INVALID_PARAM = -2,  /* a caller's argument is invalid */
-    FP_ERR_IO = -3,             /* a system call failed */
-    FP_ERR_TIMED_OUT = -4,      /* no answer within the deadline */
-    FP_ERR_NOT_CONNECTED = -5,  /* the peer closed or the connection broke */
-    FP_ERR_PROTOCOL = -6,       /* a malformed or unexpected frame */
-    FP_ERR_VERSION = -7,        /* the peer speaks another protocol version */
-    FP_ERR_AUTH = -8,           /* authentication failed or is required */
-    FP_ERR_NO_SPACE = -9,       /* the node has no capacity left */
-    FP_ERR_NO_ENTRY = -10,      /* no such slab (or region) */
-    FP_ERR_PERMISSION = -11,    /* the object belongs to somebody else */
-    FP_ERR_OUT_OF_RANGE = -12,  /* an offset or length past the object's end */
-    FP_ERR_UNSUPPORTED = -13,   /* unknown operation or feature */
-    FP_ERR_BUSY = -14,          /* too many requests in flight; progress and retry */
-    FP_ERR_ADDRESS = -15,       /* an address could not be parsed or resolved */
-    FP_ERR_TOO_LARGE = -16,     /* a frame or request over the protocol's limits */
-    FP_ERR_CANCELED = -17,      /* the request was dropped before completion */
+    FP_ERR_NO_MEMORY = -1,     /* local allocation failed */
+    FP_ERR_INVALID_PARAM = -2, /* a caller's argument is invalid */
+    FP_ERR_IO = -3,            /* a system call failed */
+    FP_ERR_TIMED_OUT = -4,     /* no answer within the deadline */
+    FP_ERR_NOT_CONNECTED = -5, /* the peer closed or the connection broke */
+    FP_ERR_PROTOCOL = -6,      /* a malformed or unexpected frame */
+    FP_ERR_VERSION = -7,       /* the peer speaks another protocol version */
+    FP_ERR_AUTH = -8,          /* authentication failed or is required */
+    FP_ERR_NO_SPACE = -9,      /* the node has no capacity left */
+    FP_ERR_NO_ENTRY = -10,     /* no such slab (or region) */
+    FP_ERR_PERMISSION = -11,   /* the object belongs to somebody else */
+    FP_ERR_OUT_OF_RANGE = -12, /* an offset or length past the object's end */
+    FP_ERR_UNSUPPORTED = -13,  /* unknown operation or feature */
+    FP_ERR_BUSY = -14,         /* too many requests in flight; progress and retry */
+    FP_ERR_ADDRESS = -15,      /* an address could not be parsed or resolved */
+    FP_ERR_TOO_LARGE = -16,    /* a frame or request over the protocol's limits */
+    FP_ERR_CANCELED = -17,     /* the request was dropped before completion */
     FP_ERR_LAST = -18
 } fp_status_t;
 

@@ -26,8 +26,8 @@
 #include "proto/proto.h"
 #include "transport/transport.h"
 
-#define CHUNK (1u << 20)
-#define DEPTH 16
+#define CHUNK              (1u << 20)
+#define DEPTH              16
 #define DEFAULT_TIMEOUT_MS 10000
 
 struct farpool_node {
@@ -109,8 +109,7 @@ static fp_status_t node_progress(farpool_node_t *node, uint64_t deadline)
         return FP_ERR_TIMED_OUT;
     }
     status = fp_transport_progress(node->tp,
-                                   (int)((deadline - now + FP_NS_PER_MS - 1) / FP_NS_PER_MS),
-                                   NULL);
+                                   (int)((deadline - now + FP_NS_PER_MS - 1) / FP_NS_PER_MS), NULL);
     if (status == FP_OK || status == FP_ERR_TIMED_OUT)
         return FP_OK; /* the caller re-checks its condition and the deadline */
     node_break(node);
@@ -186,9 +185,8 @@ static fp_status_t node_handshake(farpool_node_t *node, const uint8_t *secret, s
                  status == FP_ERR_AUTH ? "wrong secret" : fp_status_string(status));
         return status;
     }
-    if (len != sizeof(mac) ||
-        fp_proto_auth_verify(FP_PROTO_AUTH_NODE, secret, secret_len, rep.nonce, auth, node->key,
-                             mac) != FP_OK) {
+    if (len != sizeof(mac) || fp_proto_auth_verify(FP_PROTO_AUTH_NODE, secret, secret_len,
+                                                   rep.nonce, auth, node->key, mac) != FP_OK) {
         fp_error("node %s did not prove it knows the secret", node->addr);
         return FP_ERR_AUTH;
     }
@@ -215,8 +213,7 @@ fp_status_t farpool_node_connect(const char *addr_text, const farpool_node_param
         return status;
     }
     if (mask & FARPOOL_NODE_PARAM_SECRET) {
-        if (params->secret == NULL || params->secret_len == 0 ||
-            params->secret_len > FP_SECRET_MAX)
+        if (params->secret == NULL || params->secret_len == 0 || params->secret_len > FP_SECRET_MAX)
             return FP_ERR_INVALID_PARAM;
         secret_ptr = params->secret;
         secret_len = params->secret_len;

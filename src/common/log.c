@@ -46,8 +46,7 @@ void fp_log_write(fp_log_level_t level, const char *file, int line, const char *
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = snprintf(buf, sizeof(buf), "%02d:%02d:%02d.%03ld %s[%d] %s: ", tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, ts.tv_nsec / 1000000, log_prefix, (int)getpid(),
-                 level_names[level]);
+                 tm.tm_sec, ts.tv_nsec / 1000000, log_prefix, (int)getpid(), level_names[level]);
     if (n < 0 || (size_t)n >= sizeof(buf))
         n = 0;
     va_start(ap, fmt);

@@ -37,8 +37,8 @@ fp_status_t fp_proto_auth_verify(fp_proto_auth_role_t role, const uint8_t *secre
     uint8_t expected[FP_PROTO_MAC_SIZE];
     fp_status_t status;
 
-    status = fp_proto_auth_mac(role, secret, secret_len, node_nonce, client_nonce, client_key,
-                               expected);
+    status =
+        fp_proto_auth_mac(role, secret, secret_len, node_nonce, client_nonce, client_key, expected);
     if (status != FP_OK)
         return status;
     status = sodium_memcmp(expected, mac, FP_PROTO_MAC_SIZE) == 0 ? FP_OK : FP_ERR_AUTH;

@@ -89,8 +89,8 @@ fp_status_t fp_proto_hdr_decode(const uint8_t *buf, bool expect_reply, fp_proto_
     return FP_OK;
 }
 
-fp_status_t fp_proto_args_size(const fp_proto_hdr_t *hdr, const uint8_t *prefix,
-                               size_t prefix_len, uint32_t *args_len_p)
+fp_status_t fp_proto_args_size(const fp_proto_hdr_t *hdr, const uint8_t *prefix, size_t prefix_len,
+                               uint32_t *args_len_p)
 {
     uint32_t args_len, count;
 
@@ -113,8 +113,8 @@ fp_status_t fp_proto_args_size(const fp_proto_hdr_t *hdr, const uint8_t *prefix,
 }
 
 fp_status_t fp_proto_ranges_decode(const fp_proto_hdr_t *hdr, const uint8_t *args,
-                                   uint32_t args_len, fp_proto_range_t *ranges,
-                                   uint32_t *count_p, uint32_t *data_len_p)
+                                   uint32_t args_len, fp_proto_range_t *ranges, uint32_t *count_p,
+                                   uint32_t *data_len_p)
 {
     const uint8_t *p = args;
     uint32_t count = 1;
@@ -141,8 +141,7 @@ fp_status_t fp_proto_ranges_decode(const fp_proto_hdr_t *hdr, const uint8_t *arg
         if (total > FP_PROTO_MAX_DATA)
             return FP_ERR_TOO_LARGE;
     }
-    if (op_is_write(hdr->op) ? (uint64_t)hdr->length != args_len + total
-                             : hdr->length != args_len)
+    if (op_is_write(hdr->op) ? (uint64_t)hdr->length != args_len + total : hdr->length != args_len)
         return FP_ERR_PROTOCOL;
     *count_p = count;
     *data_len_p = (uint32_t)total;
@@ -204,7 +203,8 @@ void fp_proto_hello_rep_encode(const fp_proto_hello_rep_t *rep, uint8_t *buf)
 
 fp_status_t fp_proto_hello_rep_decode(const uint8_t *buf, uint32_t len, fp_proto_hello_rep_t *rep_p)
 {
-    if (len != FP_PROTO_HELLO_REP_SIZE)
+    if (len != FP_PROTO_HELLO_REP_SIZE || fp_proto_get_u32(buf + 4) != 0 ||
+        (fp_proto_get_u16(buf + 2) & ~FP_PROTO_HELLO_AUTH_REQUIRED) != 0)
         return FP_ERR_PROTOCOL;
     rep_p->version = fp_proto_get_u16(buf);
     rep_p->flags = fp_proto_get_u16(buf + 2);

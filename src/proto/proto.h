@@ -75,9 +75,9 @@ typedef struct fp_proto_range {
 } fp_proto_range_t;
 
 /* HELLO: client -> node. */
-#define FP_PROTO_KEY_SIZE   16u
-#define FP_PROTO_NONCE_SIZE 32u
-#define FP_PROTO_MAC_SIZE   32u
+#define FP_PROTO_KEY_SIZE       16u
+#define FP_PROTO_NONCE_SIZE     32u
+#define FP_PROTO_MAC_SIZE       32u
 #define FP_PROTO_HELLO_REQ_SIZE 24u
 typedef struct fp_proto_hello_req {
     uint16_t min_version;
@@ -87,7 +87,7 @@ typedef struct fp_proto_hello_req {
 
 /* HELLO reply: node -> client. */
 #define FP_PROTO_HELLO_AUTH_REQUIRED 0x0001u
-#define FP_PROTO_HELLO_REP_SIZE 64u
+#define FP_PROTO_HELLO_REP_SIZE      64u
 typedef struct fp_proto_hello_rep {
     uint16_t version;
     uint16_t flags;
@@ -166,8 +166,8 @@ fp_status_t fp_proto_hdr_decode(const uint8_t *buf, bool expect_reply, fp_proto_
  * least FP_PROTO_VEC_HDR bytes). Checks count against FP_PROTO_MAX_RANGES and
  * the size against the frame's @length.
  */
-fp_status_t fp_proto_args_size(const fp_proto_hdr_t *hdr, const uint8_t *prefix,
-                               size_t prefix_len, uint32_t *args_len_p);
+fp_status_t fp_proto_args_size(const fp_proto_hdr_t *hdr, const uint8_t *prefix, size_t prefix_len,
+                               uint32_t *args_len_p);
 
 /*
  * Decode the ranges of a data request from its args (@args_len bytes, as
@@ -177,17 +177,19 @@ fp_status_t fp_proto_args_size(const fp_proto_hdr_t *hdr, const uint8_t *prefix,
  * and args_len for reads. Returns the count and the total data length.
  */
 fp_status_t fp_proto_ranges_decode(const fp_proto_hdr_t *hdr, const uint8_t *args,
-                                   uint32_t args_len, fp_proto_range_t *ranges,
-                                   uint32_t *count_p, uint32_t *data_len_p);
+                                   uint32_t args_len, fp_proto_range_t *ranges, uint32_t *count_p,
+                                   uint32_t *data_len_p);
 
 /* Encode the args of a data request; returns its size. @buf: FP_PROTO_MAX_ARGS. */
 uint32_t fp_proto_ranges_encode(uint8_t op, const fp_proto_range_t *ranges, uint32_t count,
                                 uint8_t *buf);
 
 void fp_proto_hello_req_encode(const fp_proto_hello_req_t *req, uint8_t *buf);
-fp_status_t fp_proto_hello_req_decode(const uint8_t *buf, uint32_t len, fp_proto_hello_req_t *req_p);
+fp_status_t fp_proto_hello_req_decode(const uint8_t *buf, uint32_t len,
+                                      fp_proto_hello_req_t *req_p);
 void fp_proto_hello_rep_encode(const fp_proto_hello_rep_t *rep, uint8_t *buf);
-fp_status_t fp_proto_hello_rep_decode(const uint8_t *buf, uint32_t len, fp_proto_hello_rep_t *rep_p);
+fp_status_t fp_proto_hello_rep_decode(const uint8_t *buf, uint32_t len,
+                                      fp_proto_hello_rep_t *rep_p);
 
 /*
  * Authentication MACs: HMAC-SHA-256 keyed with the shared secret over a role

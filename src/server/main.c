@@ -181,17 +181,16 @@ int main(int argc, char **argv)
         return bad_usage("unexpected argument '%s'", argv[optind]);
     if (params.slab_size < FP_SLAB_MIN_SIZE || params.slab_size > FP_SLAB_MAX_SIZE ||
         (params.slab_size & (params.slab_size - 1)) != 0)
-        return bad_usage("--slab-size must be a power of two from 64K to 1G, not '%s'",
-                         (fp_format_size(params.slab_size, slab_text, sizeof(slab_text)),
-                          slab_text));
+        return bad_usage(
+            "--slab-size must be a power of two from 64K to 1G, not '%s'",
+            (fp_format_size(params.slab_size, slab_text, sizeof(slab_text)), slab_text));
     if (params.capacity < params.slab_size)
-        return bad_usage("--capacity must hold at least one slab (%s)",
-                         (fp_format_size(params.slab_size, slab_text, sizeof(slab_text)),
-                          slab_text));
+        return bad_usage(
+            "--capacity must hold at least one slab (%s)",
+            (fp_format_size(params.slab_size, slab_text, sizeof(slab_text)), slab_text));
     status = fp_addr_parse(listen_text, &params.listen);
     if (status != FP_OK)
-        return bad_usage("invalid --listen '%s' (expected HOST:PORT or [IPV6]:PORT)",
-                         listen_text);
+        return bad_usage("invalid --listen '%s' (expected HOST:PORT or [IPV6]:PORT)", listen_text);
     if (secret_file != NULL) {
         if (fp_secret_load(secret_file, secret, &secret_len) != FP_OK)
             return 1;

@@ -95,7 +95,7 @@ typedef struct conn {
     size_t ipos, ilen;
     conn_rx_t rx;
     fp_proto_hdr_t hdr;
-    uint32_t skip_left;    /* RX_DISCARD: bytes still to skip */
+    uint32_t skip_left; /* RX_DISCARD: bytes still to skip */
     fp_status_t skip_status;
 
     /* RX_DATA: where the current WRITE's data goes. */
@@ -293,16 +293,11 @@ static void handle_stats(fp_server_t *srv, conn_t *c)
 {
     uint8_t buf[FP_PROTO_STATS_REP_SIZE];
     uint64_t v[FP_PROTO_STATS_FIELDS] = {
-        srv->store.capacity,
-        srv->store.mapped,
-        srv->store.slab_size,
-        srv->store.nlive,
-        srv->nclients,
-        srv->bytes_read,
-        srv->bytes_written,
-        srv->requests,
-        srv->errors,
-        (fp_time_ns() - srv->start_ns) / FP_NS_PER_MS,
+        srv->store.capacity,  srv->store.mapped,
+        srv->store.slab_size, srv->store.nlive,
+        srv->nclients,        srv->bytes_read,
+        srv->bytes_written,   srv->requests,
+        srv->errors,          (fp_time_ns() - srv->start_ns) / FP_NS_PER_MS,
     };
 
     for (unsigned i = 0; i < FP_PROTO_STATS_FIELDS; i++)
@@ -390,8 +385,8 @@ static fp_status_t resolve_ranges(fp_server_t *srv, conn_t *c, uint32_t count, f
 {
     for (uint32_t i = 0; i < count; i++) {
         uint8_t *addr;
-        fp_status_t status = fp_slab_store_access(&srv->store, c->key, &srv->ranges[i],
-                                                  &slabs[i], &addr);
+        fp_status_t status =
+            fp_slab_store_access(&srv->store, c->key, &srv->ranges[i], &slabs[i], &addr);
         if (status != FP_OK)
             return status;
         iov[i].iov_base = addr;
@@ -734,8 +729,8 @@ static void accept_clients(fp_server_t *srv)
         fp_addr_t peer;
         conn_t *c;
         int one = 1;
-        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            accept4(srv->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -852,16 +847,15 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         goto err_store;
     }
 
-    srv->listen_fd = socket(params->listen.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                            0);
+    srv->listen_fd =
+        socket(params->listen.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (srv->listen_fd < 0) {
         fp_error("socket: %s", strerror(errno));
         status = FP_ERR_IO;
         goto err_store;
     }
     setsockopt(srv->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(srv->listen_fd, (const struct sockaddr *)&params->listen.ss, params->listen.len) <
-            0 ||
+    if (bind(srv->listen_fd, (const struct sockaddr *)&params->listen.ss, params->listen.len) < 0 ||
         listen(srv->listen_fd, 512) < 0) {
         fp_error("cannot listen on %s: %s", addr, strerror(errno));
         status = FP_ERR_IO;
@@ -916,8 +910,7 @@ static void conn_service(fp_server_t *srv, conn_t *c, uint32_t events)
     if (!conn_flush(srv, c))
         return;
     /* Frames left in the buffer while replies were backed up. */
-    if (c->ipos < c->ilen && !c->closing && c->oq_bytes < OUT_HIGH_WATER &&
-        c->rx != RX_DATA) {
+    if (c->ipos < c->ilen && !c->closing && c->oq_bytes < OUT_HIGH_WATER && c->rx != RX_DATA) {
         conn_parse(srv, c);
         if (!conn_flush(srv, c))
             return;

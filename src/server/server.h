@@ -21,10 +21,10 @@
 typedef struct fp_server fp_server_t;
 
 typedef struct fp_server_params {
-    fp_addr_t listen;         /* where to listen; port 0 picks a free port */
-    uint64_t capacity;        /* bytes to donate at most */
-    uint64_t slab_size;       /* bytes per slab */
-    const uint8_t *secret;    /* NULL: no authentication (loopback only) */
+    fp_addr_t listen;      /* where to listen; port 0 picks a free port */
+    uint64_t capacity;     /* bytes to donate at most */
+    uint64_t slab_size;    /* bytes per slab */
+    const uint8_t *secret; /* NULL: no authentication (loopback only) */
     size_t secret_len;
     int handshake_timeout_ms; /* HELLO (and AUTH) must complete within this */
     int idle_timeout_ms;      /* a connection stuck mid-frame is closed after this */

@@ -279,8 +279,7 @@ static void tcp_batch_build(tcp_transport_t *t)
             break;
         fp_proto_hdr_encode(&hdr, p);
         if (args_len > 0)
-            fp_proto_ranges_encode(xfer->op, xfer->ranges, xfer->nranges,
-                                   p + FP_PROTO_HDR_SIZE);
+            fp_proto_ranges_encode(xfer->op, xfer->ranges, xfer->nranges, p + FP_PROTO_HDR_SIZE);
         t->siov[t->siov_cnt].iov_base = p;
         t->siov[t->siov_cnt].iov_len = FP_PROTO_HDR_SIZE + args_len;
         t->siov_cnt++;

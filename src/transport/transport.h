@@ -72,7 +72,7 @@ struct fp_xfer {
 /** Parameters of a connection. */
 typedef struct fp_transport_params {
     int connect_timeout_ms;
-    int sndbuf;            /* socket buffer sizes, bytes; 0 = backend default */
+    int sndbuf; /* socket buffer sizes, bytes; 0 = backend default */
     int rcvbuf;
     uint32_t max_inflight; /* requests in flight; power of two; 0 = 1024 */
 } fp_transport_params_t;
