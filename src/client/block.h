@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The block table of a mapped region: one descriptor per granule-sized block,
+ * with the block's state and the access bit its eviction policy reads.
+ *
+ * DESIGN
+ * The fault engine (userfaultfd reader, fillers, evictor) coordinates through
+ * this table only. A block moves through these states:
+ *
+ *   ABSENT --claim--> FETCHING --fill ok--> RESIDENT --write--> DIRTY
+ *      ^                  |                    |  ^               |
+ *      |             fill failed               |  +--written back-+
+ *      +------------------+<------evicted------+   (WRITEBACK)
+ *
+ * A claim is a compare-and-swap on the state, so of many threads faulting on
+ * one block exactly one fetches it and the others wait for its result: one
+ * fetch per block, however many faults. Faults on different blocks proceed in
+ * parallel. Waiting uses a futex on the state word (no lock on the fault path,
+ * no allocation: descriptors are allocated with the table).
+ *
+ * Eviction is CLOCK (second chance): a hand sweeps the table, clears the
+ * access bit of resident blocks it passes, and takes the first resident block
+ * whose bit was already clear. Unlike fill-order FIFO (LLNL umap), a block that
+ * keeps being used keeps being spared, provided the engine reports accesses
+ * with fp_block_touch() (minor faults on a memfd-backed cache give it that
+ * signal).
+ *
+ * Thread safety: every function may be called from any thread at once; the
+ * state and access bit of each block are atomics. fp_block_table_create and
+ * _destroy are not concurrent with the rest.
+ */
+#ifndef FP_CLIENT_BLOCK_H
+#define FP_CLIENT_BLOCK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <farpool/status.h>
+
+typedef enum fp_block_state {
+    FP_BLOCK_ABSENT = 0, /* not in the local cache */
+    FP_BLOCK_FETCHING,   /* one thread is fetching it; others wait */
+    FP_BLOCK_RESIDENT,   /* in the cache, same bytes as the node */
+    FP_BLOCK_DIRTY,      /* in the cache, written since fetched */
+    FP_BLOCK_WRITEBACK,  /* dirty bytes being written to the node */
+    FP_BLOCK_EVICTING,   /* being dropped from the cache */
+} fp_block_state_t;
+
+typedef struct fp_block {
+    _Atomic uint32_t state;   /* an fp_block_state_t; futex word */
+    _Atomic uint32_t waiters; /* threads sleeping on state */
+    _Atomic bool accessed;    /* CLOCK reference bit */
+} fp_block_t;
+
+typedef struct fp_block_table {
+    uint64_t nblocks;
+    fp_block_t *blocks;
+    _Atomic uint64_t hand; /* CLOCK hand, an index modulo nblocks */
+} fp_block_table_t;
+
+/* What fp_block_claim() tells the faulting thread to do. */
+typedef enum fp_block_claim {
+    FP_BLOCK_CLAIM_FETCH,   /* you own the fetch: fill, then fp_block_fill_done() */
+    FP_BLOCK_CLAIM_PRESENT, /* already resident: nothing to fetch */
+} fp_block_claim_t;
+
+/* Allocate a table of @nblocks ABSENT blocks. */
+fp_status_t fp_block_table_create(uint64_t nblocks, fp_block_table_t **table_p);
+
+/* Free the table. NULL is a no-op. */
+void fp_block_table_destroy(fp_block_table_t *table);
+
+static inline fp_block_state_t fp_block_state(fp_block_table_t *table, uint64_t index)
+{
+    return (fp_block_state_t)atomic_load_explicit(&table->blocks[index].state,
+                                                  memory_order_acquire);
+}
+
+/*
+ * A thread needs block @index resident. Returns FETCH to exactly one of the
+ * threads that ask while the block is ABSENT; the others sleep until that
+ * fetch ends and then get PRESENT, or FETCH again (a new attempt) if it
+ * failed. Blocks in WRITEBACK or EVICTING are waited out the same way.
+ */
+fp_block_claim_t fp_block_claim(fp_block_table_t *table, uint64_t index);
+
+/* End the fetch claimed on @index: RESIDENT on success, ABSENT on failure; wakes waiters. */
+void fp_block_fill_done(fp_block_table_t *table, uint64_t index, bool ok);
+
+/* Record an access to a resident block (sets the CLOCK bit). */
+static inline void fp_block_touch(fp_block_table_t *table, uint64_t index)
+{
+    atomic_store_explicit(&table->blocks[index].accessed, true, memory_order_relaxed);
+}
+
+/* RESIDENT -> DIRTY. False if the block was not RESIDENT. */
+bool fp_block_mark_dirty(fp_block_table_t *table, uint64_t index);
+
+/*
+ * Pick an eviction victim by CLOCK and move it to EVICTING (from RESIDENT) or
+ * WRITEBACK (from DIRTY: write it back first). Scans at most two turns of the
+ * table; false when no block can be taken (all in transit or absent).
+ */
+bool fp_block_evict_pick(fp_block_table_t *table, uint64_t *index_p, fp_block_state_t *was_p);
+
+/* WRITEBACK -> EVICTING after a successful write-back (or -> DIRTY on failure). */
+void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, bool ok);
+
+/* EVICTING -> ABSENT once the local copy is gone; wakes waiters. */
+void fp_block_evict_done(fp_block_table_t *table, uint64_t index);
+
+#endif /* FP_CLIENT_BLOCK_H */
