@@ -165,7 +165,7 @@ stage_fuzz() {
         echo "test.sh: fuzzing $name for ${fuzz_seconds}s (seeds: $corpus, log: $log)"
         if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            "build-fuzz/tests/fuzz/$name" -max_total_time="$fuzz_seconds" -timeout=10 \
+            "build-fuzz/tests/fuzz/$name" -max_total_time="$fuzz_seconds" -timeout=10 -use_value_profile=1 \
             -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 \
             -artifact_prefix="$art/" "$work" >"$log" 2>&1; then
             # From the first report line (a failed CHECK, a sanitizer or a
