@@ -522,7 +522,7 @@ static void conn_parse(fp_server_t *srv, conn_t *c)
                 conn_fail(srv, c, FP_ERR_AUTH, "HELLO must come first; closing");
                 return;
             }
-            if (c->phase == PHASE_AUTH && c->hdr.op != FP_OP_AUTH) {
+            if (c->phase == PHASE_AUTH && c->hdr.op != FP_OP_AUTH && c->hdr.op != FP_OP_HELLO) {
                 conn_fail(srv, c, FP_ERR_AUTH, "request before authentication; closing");
                 return;
             }
@@ -798,7 +798,9 @@ static void sweep(fp_server_t *srv)
             conn_close(srv, c);
         } else if ((c->rx != RX_HEADER || c->ipos < c->ilen) &&
                    now - c->last_rx_ns > (uint64_t)srv->params.idle_timeout_ms * FP_NS_PER_MS) {
-            fp_warn("%s: stalled mid-request for %d ms; closing", c->peer,
+            fp_warn("%s: %s for %d ms; closing", c->peer,
+                    c->oq_bytes >= OUT_HIGH_WATER ? "not reading its replies"
+                                                  : "stalled mid-request",
                     srv->params.idle_timeout_ms);
             srv->errors++;
             conn_close(srv, c);
