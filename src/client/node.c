@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node.h"
+
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/time.h"
@@ -128,8 +130,8 @@ static fp_status_t node_wait(farpool_node_t *node, const bool *done, uint64_t de
 }
 
 /* One request, one reply. */
-static fp_status_t node_call(farpool_node_t *node, uint8_t op, const void *payload, size_t len,
-                             void *rsp, size_t rsp_cap, uint32_t *rsp_len_p)
+fp_status_t fp_node_call(farpool_node_t *node, uint8_t op, const void *payload, size_t len,
+                         void *rsp, size_t rsp_cap, uint32_t *rsp_len_p)
 {
     node_req_t req;
     fp_status_t status;
@@ -158,7 +160,7 @@ static fp_status_t node_handshake(farpool_node_t *node, const uint8_t *secret, s
 
     memcpy(req.client_key, node->key, sizeof(req.client_key));
     fp_proto_hello_req_encode(&req, buf);
-    status = node_call(node, FP_OP_HELLO, buf, FP_PROTO_HELLO_REQ_SIZE, buf, sizeof(buf), &len);
+    status = fp_node_call(node, FP_OP_HELLO, buf, FP_PROTO_HELLO_REQ_SIZE, buf, sizeof(buf), &len);
     if (status == FP_OK)
         status = fp_proto_hello_rep_decode(buf, len, &rep);
     if (status != FP_OK) {
@@ -179,7 +181,7 @@ static fp_status_t node_handshake(farpool_node_t *node, const uint8_t *secret, s
         return status;
     fp_proto_auth_mac(FP_PROTO_AUTH_CLIENT, secret, secret_len, rep.nonce, auth, node->key,
                       auth + FP_PROTO_NONCE_SIZE);
-    status = node_call(node, FP_OP_AUTH, auth, sizeof(auth), mac, sizeof(mac), &len);
+    status = fp_node_call(node, FP_OP_AUTH, auth, sizeof(auth), mac, sizeof(mac), &len);
     if (status != FP_OK) {
         fp_error("node %s: authentication failed: %s", node->addr,
                  status == FP_ERR_AUTH ? "wrong secret" : fp_status_string(status));
@@ -270,7 +272,7 @@ fp_status_t farpool_slab_alloc(farpool_node_t *node, uint64_t *slab_id_p, uint64
     uint32_t len = 0;
     fp_status_t status;
 
-    status = node_call(node, FP_OP_SLAB_ALLOC, NULL, 0, buf, sizeof(buf), &len);
+    status = fp_node_call(node, FP_OP_SLAB_ALLOC, NULL, 0, buf, sizeof(buf), &len);
     if (status != FP_OK)
         return status;
     if (len != sizeof(buf))
@@ -286,7 +288,7 @@ fp_status_t farpool_slab_free(farpool_node_t *node, uint64_t slab_id)
     uint8_t buf[FP_PROTO_FREE_REQ_SIZE];
 
     fp_proto_put_u64(buf, slab_id);
-    return node_call(node, FP_OP_SLAB_FREE, buf, sizeof(buf), NULL, 0, NULL);
+    return fp_node_call(node, FP_OP_SLAB_FREE, buf, sizeof(buf), NULL, 0, NULL);
 }
 
 /*
@@ -370,7 +372,7 @@ fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats
     uint32_t len = 0;
     fp_status_t status;
 
-    status = node_call(node, FP_OP_STATS, NULL, 0, buf, sizeof(buf), &len);
+    status = fp_node_call(node, FP_OP_STATS, NULL, 0, buf, sizeof(buf), &len);
     if (status != FP_OK)
         return status;
     if (len != sizeof(buf))
@@ -396,7 +398,7 @@ fp_status_t farpool_node_ping(farpool_node_t *node, uint64_t *rtt_ns_p)
     uint64_t start = fp_time_ns();
     fp_status_t status;
 
-    status = node_call(node, FP_OP_PING, buf, sizeof(buf), buf, sizeof(buf), NULL);
+    status = fp_node_call(node, FP_OP_PING, buf, sizeof(buf), buf, sizeof(buf), NULL);
     if (status == FP_OK && rtt_ns_p != NULL)
         *rtt_ns_p = fp_time_ns() - start;
     return status;
@@ -405,4 +407,14 @@ fp_status_t farpool_node_ping(farpool_node_t *node, uint64_t *rtt_ns_p)
 const char *farpool_status_string(fp_status_t status)
 {
     return fp_status_string(status);
+}
+
+fp_transport_t *fp_node_transport(farpool_node_t *node)
+{
+    return node->tp;
+}
+
+const char *fp_node_addr(const farpool_node_t *node)
+{
+    return node->addr;
 }
