@@ -542,6 +542,9 @@ static fp_status_t tcp_progress(fp_transport_t *tp, int timeout_ms, unsigned *co
 
     if (t->broken)
         goto out_broken;
+    /* A caller that does not let us wait has polled the socket itself: look. */
+    if (timeout_ms == 0)
+        t->maybe_readable = true;
     for (;;) {
         struct pollfd pfd;
         int wait_ms, rc;
@@ -604,6 +607,13 @@ static unsigned tcp_inflight(fp_transport_t *tp)
     return tcp_of(tp)->inflight;
 }
 
+static bool tcp_send_pending(fp_transport_t *tp)
+{
+    tcp_transport_t *t = tcp_of(tp);
+
+    return t->sq_head != NULL || t->siov_pos < t->siov_cnt;
+}
+
 static void tcp_close(fp_transport_t *tp)
 {
     tcp_transport_t *t = tcp_of(tp);
@@ -624,5 +634,6 @@ const fp_transport_ops_t fp_transport_tcp_ops = {
     .progress = tcp_progress,
     .fd = tcp_fd,
     .inflight = tcp_inflight,
+    .send_pending = tcp_send_pending,
     .close = tcp_close,
 };

@@ -85,6 +85,7 @@ typedef struct fp_transport_ops {
     fp_status_t (*progress)(fp_transport_t *tp, int timeout_ms, unsigned *completed_p);
     int (*fd)(fp_transport_t *tp);
     unsigned (*inflight)(fp_transport_t *tp);
+    bool (*send_pending)(fp_transport_t *tp);
     void (*close)(fp_transport_t *tp);
 } fp_transport_ops_t;
 
@@ -141,6 +142,12 @@ static inline int fp_transport_fd(fp_transport_t *tp)
 static inline unsigned fp_transport_inflight(fp_transport_t *tp)
 {
     return tp->ops->inflight(tp);
+}
+
+/* True while submitted bytes wait for room in the socket: poll for POLLOUT then. */
+static inline bool fp_transport_send_pending(fp_transport_t *tp)
+{
+    return tp->ops->send_pending(tp);
 }
 
 /* Close; pending xfers complete with FP_ERR_CANCELED. NULL is a no-op. */
