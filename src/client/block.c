@@ -121,7 +121,8 @@ bool fp_block_mark_dirty(fp_block_table_t *table, uint64_t index)
                                                    memory_order_acquire);
 }
 
-bool fp_block_evict_pick(fp_block_table_t *table, uint64_t *index_p, fp_block_state_t *was_p)
+bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare, void *arg,
+                         uint64_t *index_p, fp_block_state_t *was_p)
 {
     for (uint64_t step = 0; step < 2 * table->nblocks; step++) {
         uint64_t i =
@@ -133,8 +134,11 @@ bool fp_block_evict_pick(fp_block_table_t *table, uint64_t *index_p, fp_block_st
         if (s != FP_BLOCK_RESIDENT && s != FP_BLOCK_DIRTY)
             continue;
         /* Second chance: a block used since the hand last passed is spared once. */
-        if (atomic_exchange_explicit(&b->accessed, false, memory_order_relaxed))
+        if (atomic_exchange_explicit(&b->accessed, false, memory_order_relaxed)) {
+            if (spare != NULL)
+                spare(i, arg);
             continue;
+        }
         to = s == FP_BLOCK_DIRTY ? FP_BLOCK_WRITEBACK : FP_BLOCK_EVICTING;
         if (atomic_compare_exchange_strong_explicit(&b->state, &s, to, memory_order_acq_rel,
                                                     memory_order_acquire)) {
@@ -146,9 +150,19 @@ bool fp_block_evict_pick(fp_block_table_t *table, uint64_t *index_p, fp_block_st
     return false;
 }
 
-void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, bool ok)
+bool fp_block_writeback_begin(fp_block_table_t *table, uint64_t index)
 {
-    block_set(&table->blocks[index], ok ? FP_BLOCK_EVICTING : FP_BLOCK_DIRTY);
+    uint32_t expected = FP_BLOCK_DIRTY;
+
+    return atomic_compare_exchange_strong(&table->blocks[index].state, &expected,
+                                          FP_BLOCK_WRITEBACK);
+}
+
+void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, bool ok, bool keep)
+{
+    uint32_t to = !ok ? FP_BLOCK_DIRTY : keep ? FP_BLOCK_RESIDENT : FP_BLOCK_EVICTING;
+
+    block_set(&table->blocks[index], to);
 }
 
 void fp_block_evict_done(fp_block_table_t *table, uint64_t index)

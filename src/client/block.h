@@ -102,10 +102,24 @@ bool fp_block_mark_dirty(fp_block_table_t *table, uint64_t index);
  * WRITEBACK (from DIRTY: write it back first). Scans at most two turns of the
  * table; false when no block can be taken (all in transit or absent).
  */
-bool fp_block_evict_pick(fp_block_table_t *table, uint64_t *index_p, fp_block_state_t *was_p);
+typedef void (*fp_block_spare_func_t)(uint64_t index, void *arg);
 
-/* WRITEBACK -> EVICTING after a successful write-back (or -> DIRTY on failure). */
-void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, bool ok);
+/*
+ * @spare (may be NULL) is called for each resident block the hand spares
+ * because its access bit was set: the fault engine uses it to unmap the block
+ * so that its next use is seen again.
+ */
+bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare, void *arg,
+                         uint64_t *index_p, fp_block_state_t *was_p);
+
+/* DIRTY -> WRITEBACK, to write a block back and keep it (a sync). False if not DIRTY. */
+bool fp_block_writeback_begin(fp_block_table_t *table, uint64_t index);
+
+/*
+ * End a write-back: on success the block becomes RESIDENT (@keep, a sync) or
+ * EVICTING (an eviction); on failure it is DIRTY again. Wakes waiters.
+ */
+void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, bool ok, bool keep);
 
 /* EVICTING -> ABSENT once the local copy is gone; wakes waiters. */
 void fp_block_evict_done(fp_block_table_t *table, uint64_t index);
