@@ -143,7 +143,8 @@ fp_status_t fp_node_call(farpool_node_t *node, uint8_t op, const void *payload, 
     if (status != FP_OK)
         return status;
     status = node_wait(node, &req.done, fp_time_ns() + (uint64_t)node->timeout_ms * FP_NS_PER_MS);
-    if (status != FP_OK && !req.done)
+    /* A timeout or a broken connection cancels the request: report why, not "canceled". */
+    if (status != FP_OK && (!req.done || req.status == FP_ERR_CANCELED))
         return status;
     if (req.status == FP_OK && rsp_len_p != NULL)
         *rsp_len_p = req.xfer.rsp_len;
@@ -308,6 +309,9 @@ static fp_status_t node_transfer(farpool_node_t *node, uint8_t op, uint64_t slab
         return FP_ERR_NOT_CONNECTED;
     if (buf == NULL && len > 0)
         return FP_ERR_INVALID_PARAM;
+    /* Checked here too, before any chunk leaves: a failed call moves no byte. */
+    if (offset > node->slab_size || len > node->slab_size - offset)
+        return FP_ERR_OUT_OF_RANGE;
     for (unsigned i = 0; i < DEPTH; i++)
         reqs[i].done = true;
     while ((next < len && batch.first_error == FP_OK) || batch.inflight > 0) {
@@ -347,7 +351,9 @@ static fp_status_t node_transfer(farpool_node_t *node, uint8_t op, uint64_t slab
         while (batch.inflight == before) {
             status = node_progress(node, deadline);
             if (status != FP_OK) /* the transport is closed: nothing is in flight */
-                return batch.first_error != FP_OK ? batch.first_error : status;
+                return batch.first_error == FP_OK || batch.first_error == FP_ERR_CANCELED
+                           ? status
+                           : batch.first_error;
         }
     }
     return batch.first_error;
@@ -417,4 +423,14 @@ fp_transport_t *fp_node_transport(farpool_node_t *node)
 const char *fp_node_addr(const farpool_node_t *node)
 {
     return node->addr;
+}
+
+void fp_node_disconnect(farpool_node_t *node)
+{
+    node_break(node);
+}
+
+int fp_node_timeout_ms(const farpool_node_t *node)
+{
+    return node->timeout_ms;
 }

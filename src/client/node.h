@@ -21,6 +21,12 @@
  */
 fp_transport_t *fp_node_transport(farpool_node_t *node);
 
+/* Close the connection now, completing every xfer in flight with an error. */
+void fp_node_disconnect(farpool_node_t *node);
+
+/* The deadline of one operation, as set at connect. */
+int fp_node_timeout_ms(const farpool_node_t *node);
+
 /* The node's address as given to farpool_node_connect(). */
 const char *fp_node_addr(const farpool_node_t *node);
 

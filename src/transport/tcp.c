@@ -356,6 +356,18 @@ static size_t iov_capacity(const fp_xfer_t *xfer)
     return fp_iov_length(xfer->rsp_iov, xfer->rsp_iovcnt);
 }
 
+/* Data bytes a READ/READV asks for (0 for writes): its reply must carry exactly that. */
+static size_t read_length(const fp_xfer_t *xfer)
+{
+    size_t len = 0;
+
+    if (xfer->op != FP_OP_READ && xfer->op != FP_OP_READV)
+        return 0;
+    for (uint32_t i = 0; i < xfer->nranges; i++)
+        len += xfer->ranges[i].length;
+    return len;
+}
+
 /* A reply header arrived: find and check its request. */
 static fp_status_t tcp_rx_header(tcp_transport_t *t, const uint8_t *buf)
 {
@@ -375,10 +387,14 @@ static fp_status_t tcp_rx_header(tcp_transport_t *t, const uint8_t *buf)
     xfer = s->xfer;
     if (s->state != TCP_SLOT_SENT || xfer == NULL || xfer->id != h->id || xfer->op != h->op)
         goto err_unknown;
-    if (h->status != 0 ? h->length != 0 : h->length > iov_capacity(xfer)) {
+    if (h->status != 0               ? h->length != 0
+        : fp_proto_op_is_data(h->op) ? h->length != read_length(xfer)
+                                     : h->length > iov_capacity(xfer)) {
         fp_error("reply from %s to %s #%llx has %u bytes, %zu expected", t->peer,
                  fp_proto_op_name(h->op), (unsigned long long)h->id, h->length,
-                 h->status != 0 ? (size_t)0 : iov_capacity(xfer));
+                 h->status != 0               ? (size_t)0
+                 : fp_proto_op_is_data(h->op) ? read_length(xfer)
+                                              : iov_capacity(xfer));
         return FP_ERR_PROTOCOL;
     }
     t->rx = xfer;
