@@ -4,7 +4,8 @@
  * byte layout and round trip, every way the decoder of untrusted headers must
  * refuse one (magic, version, reserved bits, reply flag, length limits), the
  * args and ranges of READ/WRITE/READV/WRITEV with their limits, the HELLO
- * messages and version negotiation, and the authentication MACs. The example
+ * messages and version negotiation, the REGION_* payloads (names, sizes,
+ * granules, reserved fields and exact lengths), and the authentication MACs. The example
  * frames and the MAC test vector of docs/protocol.md are checked byte for byte,
  * so the code and the specification cannot drift apart unnoticed.
  */
@@ -21,9 +22,11 @@
 
 #define SENTINEL 0xA5A5A5A5u
 
-static const uint8_t all_ops[] = {FP_OP_HELLO,      FP_OP_AUTH,      FP_OP_PING, FP_OP_STATS,
-                                  FP_OP_SLAB_ALLOC, FP_OP_SLAB_FREE, FP_OP_READ, FP_OP_WRITE,
-                                  FP_OP_READV,      FP_OP_WRITEV};
+static const uint8_t all_ops[] = {FP_OP_HELLO,         FP_OP_AUTH,        FP_OP_PING,
+                                  FP_OP_STATS,         FP_OP_SLAB_ALLOC,  FP_OP_SLAB_FREE,
+                                  FP_OP_REGION_CREATE, FP_OP_REGION_OPEN, FP_OP_REGION_SLABS,
+                                  FP_OP_REGION_DELETE, FP_OP_READ,        FP_OP_WRITE,
+                                  FP_OP_READV,         FP_OP_WRITEV};
 
 static void make_hdr(uint8_t *buf, uint8_t op, uint16_t flags, int32_t status, uint32_t length)
 {
@@ -770,6 +773,10 @@ static void test_random_and_names(void **state)
     assert_string_equal(fp_proto_op_name(FP_OP_HELLO), "HELLO");
     assert_string_equal(fp_proto_op_name(FP_OP_READV), "READV");
     assert_string_equal(fp_proto_op_name(FP_OP_SLAB_FREE), "SLAB_FREE");
+    assert_string_equal(fp_proto_op_name(FP_OP_REGION_CREATE), "REGION_CREATE");
+    assert_string_equal(fp_proto_op_name(FP_OP_REGION_OPEN), "REGION_OPEN");
+    assert_string_equal(fp_proto_op_name(FP_OP_REGION_SLABS), "REGION_SLABS");
+    assert_string_equal(fp_proto_op_name(FP_OP_REGION_DELETE), "REGION_DELETE");
     assert_string_equal(fp_proto_op_name(0), "?");
     assert_string_equal(fp_proto_op_name(255), "?");
     for (unsigned op = 0; op < 256; op++) {
@@ -780,15 +787,281 @@ static void test_random_and_names(void **state)
     }
 }
 
+/* ---- named regions ---- */
+
+static void test_region_name_and_granule(void **state)
+{
+    char name[FP_PROTO_REGION_NAME_MAX + 1];
+
+    (void)state;
+    for (unsigned c = 0; c < 256; c++) {
+        char ch = (char)c;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+
+        assert_int_equal(fp_proto_region_name_valid(&ch, 1), ok);
+    }
+    memset(name, 'x', sizeof(name));
+    assert_false(fp_proto_region_name_valid(name, 0));
+    assert_true(fp_proto_region_name_valid(name, FP_PROTO_REGION_NAME_MAX));
+    assert_false(fp_proto_region_name_valid(name, FP_PROTO_REGION_NAME_MAX + 1));
+    name[100] = '\0';
+    assert_false(fp_proto_region_name_valid(name, FP_PROTO_REGION_NAME_MAX));
+
+    for (unsigned b = 0; b < 64; b++) {
+        uint64_t g = 1ull << b;
+
+        assert_int_equal(fp_proto_region_granule_valid(g), g >= 4096 && g <= (2u << 20));
+        assert_false(fp_proto_region_granule_valid(g + 1));
+        assert_false(fp_proto_region_granule_valid(g + g / 2));
+    }
+    assert_false(fp_proto_region_granule_valid(0));
+    assert_false(fp_proto_region_granule_valid(12288));
+
+    assert_int_equal(fp_proto_region_nslabs(1, 65536), 1);
+    assert_int_equal(fp_proto_region_nslabs(65536, 65536), 1);
+    assert_int_equal(fp_proto_region_nslabs(65537, 65536), 2);
+    assert_int_equal(fp_proto_region_nslabs(UINT64_MAX, 1ull << 30), 1ull << 34);
+    assert_int_equal(fp_proto_region_nslabs(5, 0), 0);
+}
+
+static void test_region_create_req(void **state)
+{
+    static const uint8_t expected[] = {0x05, 0x00, 0x30, 0x00,
+                                       0x00, 0x00, 0x00, 0x00, /* size 0x300005 */
+                                       0x00, 0x00, 0x01, 0x00, /* granule 64 KiB */
+                                       0x01, 0x00, 0x00, 0x80, /* flags */
+                                       0x03, 0x00, 0x00, 0x00, /* name_len 3, reserved */
+                                       'a',  '.',  'b'};
+    fp_proto_region_create_req_t in = {.size = 0x300005, .granule = 65536, .flags = 0x80000001u};
+    fp_proto_region_create_req_t out;
+    uint8_t buf[FP_PROTO_REGION_CREATE_REQ_MAX + 8];
+    uint32_t len;
+
+    (void)state;
+    in.name.len = 3;
+    memcpy(in.name.text, "a.b", 4);
+    len = fp_proto_region_create_req_encode(&in, buf);
+    assert_int_equal(len, sizeof(expected));
+    assert_memory_equal(buf, expected, sizeof(expected));
+    memset(&out, 0xee, sizeof(out));
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_OK);
+    assert_int_equal(out.size, in.size);
+    assert_int_equal(out.granule, in.granule);
+    assert_int_equal(out.flags, in.flags);
+    assert_int_equal(out.name.len, 3);
+    assert_string_equal(out.name.text, "a.b");
+
+    /* Framing: FP_ERR_PROTOCOL, and nothing written. */
+    memset(&out, 0xee, sizeof(out));
+    assert_int_equal(fp_proto_region_create_req_decode(buf, 0, &out), FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, 19, &out), FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len - 1, &out), FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len + 1, &out), FP_ERR_PROTOCOL);
+    buf[18] = 1;
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_ERR_PROTOCOL);
+    buf[18] = 0;
+    buf[19] = 0x80;
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_ERR_PROTOCOL);
+    buf[19] = 0;
+    assert_int_equal(out.size, 0xeeeeeeeeeeeeeeeeull);
+
+    /* Values: FP_ERR_INVALID_PARAM. */
+    buf[21] = '/';
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_ERR_INVALID_PARAM);
+    buf[21] = '.';
+    fp_proto_put_u16(buf + 16, 0);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, 20, &out), FP_ERR_INVALID_PARAM);
+    fp_proto_put_u16(buf + 16, 3);
+    fp_proto_put_u64(buf, 0);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_ERR_INVALID_PARAM);
+    fp_proto_put_u64(buf, UINT64_MAX); /* the node, not the decoder, knows its capacity */
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_OK);
+    fp_proto_put_u32(buf + 8, 2048);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_ERR_INVALID_PARAM);
+    fp_proto_put_u32(buf + 8, 4u << 20);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_ERR_INVALID_PARAM);
+    fp_proto_put_u32(buf + 8, 2u << 20);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_OK);
+
+    /* The longest name; one more byte is invalid. */
+    in.name.len = FP_PROTO_REGION_NAME_MAX;
+    memset(in.name.text, 'q', FP_PROTO_REGION_NAME_MAX);
+    len = fp_proto_region_create_req_encode(&in, buf);
+    assert_int_equal(len, FP_PROTO_REGION_CREATE_REQ_MAX);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len, &out), FP_OK);
+    assert_int_equal(out.name.len, FP_PROTO_REGION_NAME_MAX);
+    assert_int_equal(out.name.text[FP_PROTO_REGION_NAME_MAX], '\0');
+    buf[len] = 'q';
+    fp_proto_put_u16(buf + 16, FP_PROTO_REGION_NAME_MAX + 1);
+    assert_int_equal(fp_proto_region_create_req_decode(buf, len + 1, &out), FP_ERR_INVALID_PARAM);
+}
+
+static void test_region_name_req(void **state)
+{
+    static const uint8_t expected[] = {0x05, 0x00, 0x00, 0x00, 'm', '-', '_', '9', 'Z'};
+    fp_proto_region_name_t in = {.len = 5, .text = "m-_9Z"}, out;
+    uint8_t buf[FP_PROTO_REGION_NAME_REQ_MAX + 8];
+    uint32_t len;
+
+    /* The example frame of docs/protocol.md, section 5.8. */
+    static const uint8_t spec[] = {0x46, 0x50, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x21,
+                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                   0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00,
+                                   0x00, 0x6d, 0x2d, 0x5f, 0x39, 0x5a};
+    fp_proto_hdr_t hdr = {.version = FP_PROTO_VERSION, .op = FP_OP_REGION_OPEN, .id = 0x21};
+    uint8_t frame[FP_PROTO_HDR_SIZE + FP_PROTO_REGION_NAME_REQ_MAX];
+
+    (void)state;
+    len = fp_proto_region_name_req_encode(&in, buf);
+    assert_int_equal(len, sizeof(expected));
+    assert_memory_equal(buf, expected, sizeof(expected));
+    hdr.length = fp_proto_region_name_req_encode(&in, frame + FP_PROTO_HDR_SIZE);
+    fp_proto_hdr_encode(&hdr, frame);
+    assert_int_equal(FP_PROTO_HDR_SIZE + hdr.length, sizeof(spec));
+    assert_memory_equal(frame, spec, sizeof(spec));
+    assert_int_equal(fp_proto_region_name_req_decode(buf, len, &out), FP_OK);
+    assert_int_equal(out.len, 5);
+    assert_string_equal(out.text, "m-_9Z");
+    assert_int_equal(fp_proto_region_name_req_decode(buf, 3, &out), FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_name_req_decode(buf, len - 1, &out), FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_name_req_decode(buf, len + 1, &out), FP_ERR_PROTOCOL);
+    buf[3] = 1;
+    assert_int_equal(fp_proto_region_name_req_decode(buf, len, &out), FP_ERR_PROTOCOL);
+    buf[3] = 0;
+    buf[4] = ' ';
+    assert_int_equal(fp_proto_region_name_req_decode(buf, len, &out), FP_ERR_INVALID_PARAM);
+    fp_proto_put_u16(buf, 0);
+    assert_int_equal(fp_proto_region_name_req_decode(buf, 4, &out), FP_ERR_INVALID_PARAM);
+}
+
+static void test_region_rep(void **state)
+{
+    fp_proto_region_rep_t in = {
+        .region_id = (3ull << 32) | 9,
+        .size = (5ull << 20) + 1,
+        .granule = 4096,
+        .flags = 7,
+        .slab_size = 1u << 20,
+        .nslabs = 6,
+    };
+    fp_proto_region_rep_t out;
+    uint8_t buf[FP_PROTO_REGION_REP_SIZE + 8], good[FP_PROTO_REGION_REP_SIZE];
+
+    (void)state;
+    fp_proto_region_rep_encode(&in, buf);
+    memcpy(good, buf, sizeof(good));
+    assert_int_equal(fp_proto_get_u64(buf), in.region_id);
+    assert_int_equal(fp_proto_get_u64(buf + 8), in.size);
+    assert_int_equal(fp_proto_get_u32(buf + 16), 4096);
+    assert_int_equal(fp_proto_get_u32(buf + 20), 7);
+    assert_int_equal(fp_proto_get_u64(buf + 24), 1u << 20);
+    assert_int_equal(fp_proto_get_u32(buf + 32), 6);
+    assert_int_equal(fp_proto_get_u32(buf + 36), 0);
+    assert_int_equal(fp_proto_region_rep_decode(buf, FP_PROTO_REGION_REP_SIZE, &out), FP_OK);
+    assert_memory_equal(&out.region_id, &in.region_id, sizeof(in.region_id));
+    assert_int_equal(out.size, in.size);
+    assert_int_equal(out.granule, in.granule);
+    assert_int_equal(out.flags, in.flags);
+    assert_int_equal(out.slab_size, in.slab_size);
+    assert_int_equal(out.nslabs, in.nslabs);
+
+    assert_int_equal(fp_proto_region_rep_decode(buf, FP_PROTO_REGION_REP_SIZE - 1, &out),
+                     FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_rep_decode(buf, FP_PROTO_REGION_REP_SIZE + 1, &out),
+                     FP_ERR_PROTOCOL);
+    /* Each of these corruptions alone must be refused. */
+    static const struct {
+        unsigned off, width;
+        uint64_t value;
+    } bad[] = {
+        {36, 4, 1},                     /* reserved */
+        {0, 8, 0},                      /* region id 0 */
+        {8, 8, 0},                      /* size 0 */
+        {16, 4, 8192 + 1},              /* granule */
+        {16, 4, 0},         {24, 8, 0}, /* slab size 0 */
+        {32, 4, 5},                     /* nslabs too few */
+        {32, 4, 7},                     /* too many */
+        {8, 8, 5ull << 20},             /* size that needs 5 slabs */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memcpy(buf, good, sizeof(good));
+        if (bad[i].width == 8)
+            fp_proto_put_u64(buf + bad[i].off, bad[i].value);
+        else
+            fp_proto_put_u32(buf + bad[i].off, (uint32_t)bad[i].value);
+        assert_int_equal(fp_proto_region_rep_decode(buf, FP_PROTO_REGION_REP_SIZE, &out),
+                         FP_ERR_PROTOCOL);
+    }
+}
+
+static void test_region_slabs(void **state)
+{
+    fp_proto_region_slabs_req_t in = {.region_id = 0x0102030405060708ull, .first = 9, .count = 500};
+    fp_proto_region_slabs_req_t out;
+    static const uint8_t expected[] = {0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
+                                       0x09, 0x00, 0x00, 0x00, 0xf4, 0x01, 0x00, 0x00};
+    uint64_t ids[FP_PROTO_REGION_SLABS_MAX + 1], got[FP_PROTO_REGION_SLABS_MAX + 1];
+    uint8_t buf[(FP_PROTO_REGION_SLABS_MAX + 1) * 8];
+
+    (void)state;
+    fp_proto_region_slabs_req_encode(&in, buf);
+    assert_memory_equal(buf, expected, sizeof(expected));
+    assert_int_equal(fp_proto_region_slabs_req_decode(buf, 16, &out), FP_OK);
+    assert_int_equal(out.region_id, in.region_id);
+    assert_int_equal(out.first, 9);
+    assert_int_equal(out.count, 500);
+    assert_int_equal(fp_proto_region_slabs_req_decode(buf, 15, &out), FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_slabs_req_decode(buf, 17, &out), FP_ERR_PROTOCOL);
+    fp_proto_put_u32(buf + 12, 0);
+    assert_int_equal(fp_proto_region_slabs_req_decode(buf, 16, &out), FP_ERR_PROTOCOL);
+    fp_proto_put_u32(buf + 12, 501);
+    assert_int_equal(fp_proto_region_slabs_req_decode(buf, 16, &out), FP_ERR_PROTOCOL);
+    fp_proto_put_u32(buf + 12, 1);
+    fp_proto_put_u32(buf + 8, UINT32_MAX); /* the node checks first against the region */
+    assert_int_equal(fp_proto_region_slabs_req_decode(buf, 16, &out), FP_OK);
+
+    for (uint32_t i = 0; i <= FP_PROTO_REGION_SLABS_MAX; i++)
+        ids[i] = ((uint64_t)(i + 1) << 32) | i;
+    assert_int_equal(fp_proto_region_slabs_rep_encode(ids, FP_PROTO_REGION_SLABS_MAX, buf),
+                     FP_PROTO_REGION_SLABS_MAX * 8);
+    assert_int_equal(fp_proto_region_slabs_rep_decode(buf, FP_PROTO_REGION_SLABS_MAX * 8,
+                                                      FP_PROTO_REGION_SLABS_MAX, got),
+                     FP_OK);
+    assert_memory_equal(got, ids, FP_PROTO_REGION_SLABS_MAX * 8);
+    assert_int_equal(fp_proto_region_slabs_rep_decode(buf, 16, 1, got), FP_ERR_PROTOCOL);
+    assert_int_equal(fp_proto_region_slabs_rep_decode(buf, 0, 0, got), FP_ERR_PROTOCOL);
+    fp_proto_region_slabs_rep_encode(ids, FP_PROTO_REGION_SLABS_MAX + 1, buf);
+    assert_int_equal(fp_proto_region_slabs_rep_decode(buf, (FP_PROTO_REGION_SLABS_MAX + 1) * 8,
+                                                      FP_PROTO_REGION_SLABS_MAX + 1, got),
+                     FP_ERR_PROTOCOL);
+    /* An id of 0 anywhere: refused, and nothing written. */
+    memset(got, 0xab, sizeof(got));
+    fp_proto_put_u64(buf + 8 * 7, 0);
+    assert_int_equal(fp_proto_region_slabs_rep_decode(buf, 8 * 10, 10, got), FP_ERR_PROTOCOL);
+    assert_int_equal(got[0], 0xababababababababull);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hdr_round_trip),     cmocka_unit_test(test_hdr_decode_errors),
-        cmocka_unit_test(test_hdr_length_limits),  cmocka_unit_test(test_args_size),
-        cmocka_unit_test(test_ranges_round_trip),  cmocka_unit_test(test_ranges_errors),
-        cmocka_unit_test(test_hello_req),          cmocka_unit_test(test_hello_rep),
-        cmocka_unit_test(test_hello_rep_reserved), cmocka_unit_test(test_spec_examples),
-        cmocka_unit_test(test_auth_mac),           cmocka_unit_test(test_random_and_names),
+        cmocka_unit_test(test_hdr_round_trip),
+        cmocka_unit_test(test_hdr_decode_errors),
+        cmocka_unit_test(test_hdr_length_limits),
+        cmocka_unit_test(test_args_size),
+        cmocka_unit_test(test_ranges_round_trip),
+        cmocka_unit_test(test_ranges_errors),
+        cmocka_unit_test(test_hello_req),
+        cmocka_unit_test(test_hello_rep),
+        cmocka_unit_test(test_hello_rep_reserved),
+        cmocka_unit_test(test_spec_examples),
+        cmocka_unit_test(test_auth_mac),
+        cmocka_unit_test(test_random_and_names),
+        cmocka_unit_test(test_region_name_and_granule),
+        cmocka_unit_test(test_region_create_req),
+        cmocka_unit_test(test_region_name_req),
+        cmocka_unit_test(test_region_rep),
+        cmocka_unit_test(test_region_slabs),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

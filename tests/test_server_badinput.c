@@ -984,7 +984,7 @@ static void test_length_4gib(void **state)
 /* Unknown opcodes, well framed: FP_ERR_UNSUPPORTED, payload skipped, connection kept. */
 static void test_unknown_opcode(void **state)
 {
-    static const uint8_t ops[] = {99, 0, 7, 15, 20, 255};
+    static const uint8_t ops[] = {99, 0, 11, 15, 20, 255};
     static const uint32_t lens[] = {100, 0, FP_PROTO_MAX_CONTROL, 1, 24, 8};
     env_t *e = *state;
     uint8_t payload[FP_PROTO_MAX_CONTROL];

@@ -35,7 +35,8 @@ typedef enum fp_status {
     FP_ERR_ADDRESS = -15,      /* an address could not be parsed or resolved */
     FP_ERR_TOO_LARGE = -16,    /* a frame or request over the protocol's limits */
     FP_ERR_CANCELED = -17,     /* the request was dropped before completion */
-    FP_ERR_LAST = -18
+    FP_ERR_EXISTS = -18,       /* the name is taken (a region) */
+    FP_ERR_LAST = -19
 } fp_status_t;
 
 /*

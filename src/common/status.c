@@ -26,7 +26,7 @@ const char *fp_status_string(fp_status_t status)
     case FP_ERR_NO_SPACE:
         return "no space left on node";
     case FP_ERR_NO_ENTRY:
-        return "no such slab";
+        return "no such slab or region";
     case FP_ERR_PERMISSION:
         return "permission denied";
     case FP_ERR_OUT_OF_RANGE:
@@ -41,6 +41,8 @@ const char *fp_status_string(fp_status_t status)
         return "request too large";
     case FP_ERR_CANCELED:
         return "canceled";
+    case FP_ERR_EXISTS:
+        return "already exists";
     case FP_ERR_LAST:
         break;
     }

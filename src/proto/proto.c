@@ -17,6 +17,14 @@ const char *fp_proto_op_name(uint8_t op)
         return "SLAB_ALLOC";
     case FP_OP_SLAB_FREE:
         return "SLAB_FREE";
+    case FP_OP_REGION_CREATE:
+        return "REGION_CREATE";
+    case FP_OP_REGION_OPEN:
+        return "REGION_OPEN";
+    case FP_OP_REGION_SLABS:
+        return "REGION_SLABS";
+    case FP_OP_REGION_DELETE:
+        return "REGION_DELETE";
     case FP_OP_READ:
         return "READ";
     case FP_OP_WRITE:
@@ -217,5 +225,181 @@ fp_status_t fp_proto_hello_rep_decode(const uint8_t *buf, uint32_t len, fp_proto
         return FP_ERR_VERSION;
     if (rep_p->slab_size == 0 || rep_p->max_data == 0 || rep_p->max_ranges == 0)
         return FP_ERR_PROTOCOL;
+    return FP_OK;
+}
+
+bool fp_proto_region_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > FP_PROTO_REGION_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool fp_proto_region_granule_valid(uint64_t granule)
+{
+    return granule >= FP_PROTO_REGION_GRANULE_MIN && granule <= FP_PROTO_REGION_GRANULE_MAX &&
+           (granule & (granule - 1)) == 0;
+}
+
+uint64_t fp_proto_region_nslabs(uint64_t size, uint64_t slab_size)
+{
+    if (slab_size == 0)
+        return 0;
+    return size / slab_size + (size % slab_size != 0);
+}
+
+/* Check and copy a name of @len bytes at @p; FP_ERR_INVALID_PARAM if it is not valid. */
+static fp_status_t region_name_decode(const uint8_t *p, uint32_t len, fp_proto_region_name_t *name)
+{
+    if (!fp_proto_region_name_valid((const char *)p, len))
+        return FP_ERR_INVALID_PARAM;
+    name->len = (uint16_t)len;
+    memcpy(name->text, p, len);
+    name->text[len] = '\0';
+    return FP_OK;
+}
+
+uint32_t fp_proto_region_create_req_encode(const fp_proto_region_create_req_t *req, uint8_t *buf)
+{
+    fp_proto_put_u64(buf, req->size);
+    fp_proto_put_u32(buf + 8, req->granule);
+    fp_proto_put_u32(buf + 12, req->flags);
+    fp_proto_put_u16(buf + 16, req->name.len);
+    fp_proto_put_u16(buf + 18, 0);
+    memcpy(buf + FP_PROTO_REGION_CREATE_HDR, req->name.text, req->name.len);
+    return FP_PROTO_REGION_CREATE_HDR + req->name.len;
+}
+
+fp_status_t fp_proto_region_create_req_decode(const uint8_t *buf, uint32_t len,
+                                              fp_proto_region_create_req_t *req_p)
+{
+    fp_proto_region_create_req_t req;
+    uint32_t name_len;
+    fp_status_t status;
+
+    if (len < FP_PROTO_REGION_CREATE_HDR || fp_proto_get_u16(buf + 18) != 0)
+        return FP_ERR_PROTOCOL;
+    name_len = fp_proto_get_u16(buf + 16);
+    if (len != FP_PROTO_REGION_CREATE_HDR + name_len)
+        return FP_ERR_PROTOCOL;
+    req.size = fp_proto_get_u64(buf);
+    req.granule = fp_proto_get_u32(buf + 8);
+    req.flags = fp_proto_get_u32(buf + 12);
+    status = region_name_decode(buf + FP_PROTO_REGION_CREATE_HDR, name_len, &req.name);
+    if (status != FP_OK)
+        return status;
+    if (req.size == 0 || !fp_proto_region_granule_valid(req.granule))
+        return FP_ERR_INVALID_PARAM;
+    *req_p = req;
+    return FP_OK;
+}
+
+uint32_t fp_proto_region_name_req_encode(const fp_proto_region_name_t *name, uint8_t *buf)
+{
+    fp_proto_put_u16(buf, name->len);
+    fp_proto_put_u16(buf + 2, 0);
+    memcpy(buf + FP_PROTO_REGION_NAME_HDR, name->text, name->len);
+    return FP_PROTO_REGION_NAME_HDR + name->len;
+}
+
+fp_status_t fp_proto_region_name_req_decode(const uint8_t *buf, uint32_t len,
+                                            fp_proto_region_name_t *name_p)
+{
+    fp_proto_region_name_t name;
+    uint32_t name_len;
+    fp_status_t status;
+
+    if (len < FP_PROTO_REGION_NAME_HDR || fp_proto_get_u16(buf + 2) != 0)
+        return FP_ERR_PROTOCOL;
+    name_len = fp_proto_get_u16(buf);
+    if (len != FP_PROTO_REGION_NAME_HDR + name_len)
+        return FP_ERR_PROTOCOL;
+    status = region_name_decode(buf + FP_PROTO_REGION_NAME_HDR, name_len, &name);
+    if (status != FP_OK)
+        return status;
+    *name_p = name;
+    return FP_OK;
+}
+
+void fp_proto_region_rep_encode(const fp_proto_region_rep_t *rep, uint8_t *buf)
+{
+    fp_proto_put_u64(buf, rep->region_id);
+    fp_proto_put_u64(buf + 8, rep->size);
+    fp_proto_put_u32(buf + 16, rep->granule);
+    fp_proto_put_u32(buf + 20, rep->flags);
+    fp_proto_put_u64(buf + 24, rep->slab_size);
+    fp_proto_put_u32(buf + 32, rep->nslabs);
+    fp_proto_put_u32(buf + 36, 0);
+}
+
+fp_status_t fp_proto_region_rep_decode(const uint8_t *buf, uint32_t len,
+                                       fp_proto_region_rep_t *rep_p)
+{
+    fp_proto_region_rep_t rep;
+
+    if (len != FP_PROTO_REGION_REP_SIZE || fp_proto_get_u32(buf + 36) != 0)
+        return FP_ERR_PROTOCOL;
+    rep.region_id = fp_proto_get_u64(buf);
+    rep.size = fp_proto_get_u64(buf + 8);
+    rep.granule = fp_proto_get_u32(buf + 16);
+    rep.flags = fp_proto_get_u32(buf + 20);
+    rep.slab_size = fp_proto_get_u64(buf + 24);
+    rep.nslabs = fp_proto_get_u32(buf + 32);
+    if (rep.region_id == 0 || rep.size == 0 || rep.slab_size == 0 ||
+        !fp_proto_region_granule_valid(rep.granule) ||
+        rep.nslabs != fp_proto_region_nslabs(rep.size, rep.slab_size))
+        return FP_ERR_PROTOCOL;
+    *rep_p = rep;
+    return FP_OK;
+}
+
+void fp_proto_region_slabs_req_encode(const fp_proto_region_slabs_req_t *req, uint8_t *buf)
+{
+    fp_proto_put_u64(buf, req->region_id);
+    fp_proto_put_u32(buf + 8, req->first);
+    fp_proto_put_u32(buf + 12, req->count);
+}
+
+fp_status_t fp_proto_region_slabs_req_decode(const uint8_t *buf, uint32_t len,
+                                             fp_proto_region_slabs_req_t *req_p)
+{
+    fp_proto_region_slabs_req_t req;
+
+    if (len != FP_PROTO_REGION_SLABS_REQ_SIZE)
+        return FP_ERR_PROTOCOL;
+    req.region_id = fp_proto_get_u64(buf);
+    req.first = fp_proto_get_u32(buf + 8);
+    req.count = fp_proto_get_u32(buf + 12);
+    if (req.count == 0 || req.count > FP_PROTO_REGION_SLABS_MAX)
+        return FP_ERR_PROTOCOL;
+    *req_p = req;
+    return FP_OK;
+}
+
+uint32_t fp_proto_region_slabs_rep_encode(const uint64_t *ids, uint32_t count, uint8_t *buf)
+{
+    for (uint32_t i = 0; i < count; i++)
+        fp_proto_put_u64(buf + 8 * (size_t)i, ids[i]);
+    return 8 * count;
+}
+
+fp_status_t fp_proto_region_slabs_rep_decode(const uint8_t *buf, uint32_t len, uint32_t count,
+                                             uint64_t *ids)
+{
+    if (count == 0 || count > FP_PROTO_REGION_SLABS_MAX || len != 8 * count)
+        return FP_ERR_PROTOCOL;
+    for (uint32_t i = 0; i < count; i++) {
+        if (fp_proto_get_u64(buf + 8 * (size_t)i) == 0)
+            return FP_ERR_PROTOCOL;
+    }
+    for (uint32_t i = 0; i < count; i++)
+        ids[i] = fp_proto_get_u64(buf + 8 * (size_t)i);
     return FP_OK;
 }

@@ -51,6 +51,10 @@ typedef enum fp_proto_op {
     FP_OP_STATS = 4,
     FP_OP_SLAB_ALLOC = 5,
     FP_OP_SLAB_FREE = 6,
+    FP_OP_REGION_CREATE = 7,
+    FP_OP_REGION_OPEN = 8,
+    FP_OP_REGION_SLABS = 9,
+    FP_OP_REGION_DELETE = 10,
     FP_OP_READ = 16,
     FP_OP_WRITE = 17,
     FP_OP_READV = 18,
@@ -106,6 +110,52 @@ typedef struct fp_proto_hello_rep {
 #define FP_PROTO_STATS_REP_SIZE (FP_PROTO_STATS_FIELDS * 8u)
 #define FP_PROTO_ALLOC_REP_SIZE 16u
 #define FP_PROTO_FREE_REQ_SIZE  8u
+
+/*
+ * Named regions (REGION_CREATE, REGION_OPEN, REGION_SLABS, REGION_DELETE).
+ * A name is 1..255 bytes of [A-Za-z0-9._-], not NUL-terminated on the wire.
+ */
+#define FP_PROTO_REGION_NAME_MAX       255u
+#define FP_PROTO_REGION_GRANULE_MIN    4096u
+#define FP_PROTO_REGION_GRANULE_MAX    (2u << 20)
+#define FP_PROTO_REGION_SLABS_MAX      500u /* slab ids in one REGION_SLABS reply */
+#define FP_PROTO_REGION_CREATE_HDR     20u  /* REGION_CREATE request before the name */
+#define FP_PROTO_REGION_NAME_HDR       4u   /* REGION_OPEN/DELETE request before the name */
+#define FP_PROTO_REGION_REP_SIZE       40u  /* reply of REGION_CREATE and REGION_OPEN */
+#define FP_PROTO_REGION_SLABS_REQ_SIZE 16u
+#define FP_PROTO_REGION_CREATE_REQ_MAX (FP_PROTO_REGION_CREATE_HDR + FP_PROTO_REGION_NAME_MAX)
+#define FP_PROTO_REGION_NAME_REQ_MAX   (FP_PROTO_REGION_NAME_HDR + FP_PROTO_REGION_NAME_MAX)
+
+/** A region name as decoded: @len bytes, NUL-terminated for convenience. */
+typedef struct fp_proto_region_name {
+    uint16_t len;
+    char text[FP_PROTO_REGION_NAME_MAX + 1];
+} fp_proto_region_name_t;
+
+/** REGION_CREATE request. @flags are opaque to the node: stored and returned. */
+typedef struct fp_proto_region_create_req {
+    uint64_t size;
+    uint32_t granule;
+    uint32_t flags;
+    fp_proto_region_name_t name;
+} fp_proto_region_create_req_t;
+
+/** Reply of REGION_CREATE and REGION_OPEN: what a client needs to use the region. */
+typedef struct fp_proto_region_rep {
+    uint64_t region_id; /* (generation << 32 | index), never 0 */
+    uint64_t size;
+    uint32_t granule;
+    uint32_t flags;
+    uint64_t slab_size;
+    uint32_t nslabs; /* ceil(size / slab_size) */
+} fp_proto_region_rep_t;
+
+/** REGION_SLABS request: slab ids first .. first + count - 1 of a region. */
+typedef struct fp_proto_region_slabs_req {
+    uint64_t region_id;
+    uint32_t first;
+    uint32_t count; /* 1 .. FP_PROTO_REGION_SLABS_MAX */
+} fp_proto_region_slabs_req_t;
 
 /* Little-endian scalar access on byte buffers. */
 static inline void fp_proto_put_u16(uint8_t *p, uint16_t v)
@@ -190,6 +240,51 @@ fp_status_t fp_proto_hello_req_decode(const uint8_t *buf, uint32_t len,
 void fp_proto_hello_rep_encode(const fp_proto_hello_rep_t *rep, uint8_t *buf);
 fp_status_t fp_proto_hello_rep_decode(const uint8_t *buf, uint32_t len,
                                       fp_proto_hello_rep_t *rep_p);
+
+/*
+ * Named regions. Decoders take untrusted bytes (@len of them) and check them
+ * strictly: FP_ERR_PROTOCOL for a payload of the wrong size or a non-zero
+ * reserved field, FP_ERR_INVALID_PARAM for well-formed but invalid values (a
+ * bad name, size or granule). Encoders write what the struct says (the caller
+ * keeps name.len <= FP_PROTO_REGION_NAME_MAX) and return the payload size.
+ */
+
+/* True if @name (@len bytes) is a valid region name: 1..255 of [A-Za-z0-9._-]. */
+bool fp_proto_region_name_valid(const char *name, size_t len);
+
+/* True if @granule is a power of two in [FP_PROTO_REGION_GRANULE_MIN, _MAX]. */
+bool fp_proto_region_granule_valid(uint64_t granule);
+
+/* Slabs of @slab_size bytes that hold @size bytes; 0 if @slab_size is 0. */
+uint64_t fp_proto_region_nslabs(uint64_t size, uint64_t slab_size);
+
+/* Buffers: FP_PROTO_REGION_CREATE_REQ_MAX bytes. */
+uint32_t fp_proto_region_create_req_encode(const fp_proto_region_create_req_t *req, uint8_t *buf);
+fp_status_t fp_proto_region_create_req_decode(const uint8_t *buf, uint32_t len,
+                                              fp_proto_region_create_req_t *req_p);
+
+/* REGION_OPEN and REGION_DELETE. Buffers: FP_PROTO_REGION_NAME_REQ_MAX bytes. */
+uint32_t fp_proto_region_name_req_encode(const fp_proto_region_name_t *name, uint8_t *buf);
+fp_status_t fp_proto_region_name_req_decode(const uint8_t *buf, uint32_t len,
+                                            fp_proto_region_name_t *name_p);
+
+/* The reply also checks region_id != 0, a valid size, granule and slab_size, and nslabs. */
+void fp_proto_region_rep_encode(const fp_proto_region_rep_t *rep, uint8_t *buf);
+fp_status_t fp_proto_region_rep_decode(const uint8_t *buf, uint32_t len,
+                                       fp_proto_region_rep_t *rep_p);
+
+/* Count 0 or over FP_PROTO_REGION_SLABS_MAX is FP_ERR_PROTOCOL. */
+void fp_proto_region_slabs_req_encode(const fp_proto_region_slabs_req_t *req, uint8_t *buf);
+fp_status_t fp_proto_region_slabs_req_decode(const uint8_t *buf, uint32_t len,
+                                             fp_proto_region_slabs_req_t *req_p);
+
+/*
+ * The REGION_SLABS reply: @count slab ids (8 bytes each). Decoding checks that
+ * @len is exactly 8 * @count, @count is 1..FP_PROTO_REGION_SLABS_MAX and no id is 0.
+ */
+uint32_t fp_proto_region_slabs_rep_encode(const uint64_t *ids, uint32_t count, uint8_t *buf);
+fp_status_t fp_proto_region_slabs_rep_decode(const uint8_t *buf, uint32_t len, uint32_t count,
+                                             uint64_t *ids);
 
 /*
  * Authentication MACs: HMAC-SHA-256 keyed with the shared secret over a role

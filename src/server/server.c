@@ -20,6 +20,12 @@
  * discarded, never stored. Nothing a client sends reaches another client's
  * state. Every rejection is logged once, at warn level.
  *
+ * Named regions (region.h): a connection may touch a region's slabs once it
+ * has created or opened the region; it keeps the ids of the regions it opened
+ * in a small fixed array (CONN_REGIONS), which fp_slab_store_access() checks.
+ * A deleted region's id stays in that array, harmlessly (its generation is
+ * dead, and so are its slabs), until the slot is needed for another.
+ *
  * Flow control: a connection whose queued replies exceed OUT_HIGH_WATER bytes
  * is not read from until they drain, so a client that never reads its replies
  * cannot make the node buffer without bound.
@@ -45,6 +51,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "proto/proto.h"
+#include "region.h"
 #include "slab.h"
 
 #define IN_BUF_SIZE    (256u << 10)
@@ -54,6 +61,7 @@
 #define SWEEP_MS       200
 #define MAX_EVENTS     64
 #define READ_BUDGET    (8u << 20) /* bytes read from one connection per wakeup */
+#define CONN_REGIONS   64         /* regions one connection may have open */
 
 typedef enum conn_phase {
     PHASE_HELLO = 0, /* waiting for HELLO */
@@ -86,6 +94,8 @@ typedef struct conn {
     conn_phase_t phase;
     uint8_t key[FP_PROTO_KEY_SIZE];
     uint8_t nonce[FP_PROTO_NONCE_SIZE];
+    uint64_t regions[CONN_REGIONS]; /* ids of the regions opened (some may be deleted since) */
+    uint32_t nregions;
     uint64_t accepted_ns;
     uint64_t last_rx_ns;
     uint32_t events; /* what epoll watches now */
@@ -113,6 +123,7 @@ struct fp_server {
     fp_server_params_t params;
     uint8_t secret[1024];
     fp_slab_store_t store;
+    fp_region_table_t regions;
     int epfd;
     int listen_fd;
     int stop_fd;
@@ -315,7 +326,7 @@ static void handle_alloc(fp_server_t *srv, conn_t *c)
         reply_error(srv, c, FP_ERR_PROTOCOL, "SLAB_ALLOC takes no payload");
         return;
     }
-    status = fp_slab_store_alloc(&srv->store, c->key, &id);
+    status = fp_slab_store_alloc(&srv->store, c->key, 0, &id);
     if (status != FP_OK) {
         reply_error(srv, c, status, NULL);
         return;
@@ -341,6 +352,156 @@ static void handle_free(fp_server_t *srv, conn_t *c, const uint8_t *payload)
         reply_error(srv, c, status, NULL);
         return;
     }
+    reply(srv, c, FP_OK, NULL, 0);
+}
+
+/* Is region @id open on @c? */
+static bool conn_region_is_open(const conn_t *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->nregions; i++) {
+        if (c->regions[i] == id)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Make room for one more open region on @c, dropping the ids of regions
+ * deleted since they were opened. False if all CONN_REGIONS are live.
+ */
+static bool conn_region_room(fp_server_t *srv, conn_t *c)
+{
+    uint32_t kept = 0;
+
+    if (c->nregions < CONN_REGIONS)
+        return true;
+    for (uint32_t i = 0; i < c->nregions; i++) {
+        if (fp_region_id_live(&srv->regions, c->regions[i]))
+            c->regions[kept++] = c->regions[i];
+    }
+    c->nregions = kept;
+    return kept < CONN_REGIONS;
+}
+
+/* Reply to REGION_CREATE or REGION_OPEN with @region's description. */
+static void reply_region(fp_server_t *srv, conn_t *c, const fp_region_t *region, uint64_t id)
+{
+    uint8_t buf[FP_PROTO_REGION_REP_SIZE];
+    fp_proto_region_rep_t rep = {
+        .region_id = id,
+        .size = region->size,
+        .granule = region->granule,
+        .flags = region->flags,
+        .slab_size = srv->store.slab_size,
+        .nslabs = region->nslabs,
+    };
+
+    fp_proto_region_rep_encode(&rep, buf);
+    reply(srv, c, FP_OK, buf, sizeof(buf));
+}
+
+static void handle_region_create(fp_server_t *srv, conn_t *c, const uint8_t *payload)
+{
+    fp_proto_region_create_req_t req;
+    fp_region_t *region;
+    fp_status_t status;
+    uint64_t id;
+
+    status = fp_proto_region_create_req_decode(payload, c->hdr.length, &req);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, "bad REGION_CREATE");
+        return;
+    }
+    if (!conn_region_room(srv, c)) {
+        reply_error(srv, c, FP_ERR_NO_SPACE, "too many regions open on this connection");
+        return;
+    }
+    status = fp_region_create(&srv->regions, &req, &region);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, req.name.text);
+        return;
+    }
+    id = fp_region_id(&srv->regions, region);
+    c->regions[c->nregions++] = id;
+    fp_info("%s: region '%s' created: %llu bytes in %u slabs", c->peer, region->name.text,
+            (unsigned long long)region->size, region->nslabs);
+    reply_region(srv, c, region, id);
+}
+
+static void handle_region_open(fp_server_t *srv, conn_t *c, const uint8_t *payload)
+{
+    fp_proto_region_name_t name;
+    fp_region_t *region;
+    fp_status_t status;
+    uint64_t id;
+
+    status = fp_proto_region_name_req_decode(payload, c->hdr.length, &name);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, "bad REGION_OPEN");
+        return;
+    }
+    status = fp_region_find(&srv->regions, &name, &region);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, name.text);
+        return;
+    }
+    id = fp_region_id(&srv->regions, region);
+    if (!conn_region_is_open(c, id)) {
+        if (!conn_region_room(srv, c)) {
+            reply_error(srv, c, FP_ERR_NO_SPACE, "too many regions open on this connection");
+            return;
+        }
+        c->regions[c->nregions++] = id;
+    }
+    reply_region(srv, c, region, id);
+}
+
+static void handle_region_slabs(fp_server_t *srv, conn_t *c, const uint8_t *payload)
+{
+    uint8_t buf[FP_PROTO_REGION_SLABS_MAX * 8];
+    fp_proto_region_slabs_req_t req;
+    fp_region_t *region;
+    fp_status_t status;
+    uint32_t len;
+
+    status = fp_proto_region_slabs_req_decode(payload, c->hdr.length, &req);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, "bad REGION_SLABS");
+        return;
+    }
+    if (!conn_region_is_open(c, req.region_id)) {
+        reply_error(srv, c, FP_ERR_PERMISSION, "region not open on this connection");
+        return;
+    }
+    status = fp_region_lookup(&srv->regions, req.region_id, &region);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, "region deleted");
+        return;
+    }
+    if ((uint64_t)req.first + req.count > region->nslabs) {
+        reply_error(srv, c, FP_ERR_OUT_OF_RANGE, "past the region's last slab");
+        return;
+    }
+    len = fp_proto_region_slabs_rep_encode(region->slabs + req.first, req.count, buf);
+    reply(srv, c, FP_OK, buf, len);
+}
+
+static void handle_region_delete(fp_server_t *srv, conn_t *c, const uint8_t *payload)
+{
+    fp_proto_region_name_t name;
+    fp_status_t status;
+
+    status = fp_proto_region_name_req_decode(payload, c->hdr.length, &name);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, "bad REGION_DELETE");
+        return;
+    }
+    status = fp_region_delete(&srv->regions, &name);
+    if (status != FP_OK) {
+        reply_error(srv, c, status, name.text);
+        return;
+    }
+    fp_info("%s: region '%s' deleted", c->peer, name.text);
     reply(srv, c, FP_OK, NULL, 0);
 }
 
@@ -373,6 +534,18 @@ static void handle_control(fp_server_t *srv, conn_t *c, const uint8_t *payload)
     case FP_OP_SLAB_FREE:
         handle_free(srv, c, payload);
         break;
+    case FP_OP_REGION_CREATE:
+        handle_region_create(srv, c, payload);
+        break;
+    case FP_OP_REGION_OPEN:
+        handle_region_open(srv, c, payload);
+        break;
+    case FP_OP_REGION_SLABS:
+        handle_region_slabs(srv, c, payload);
+        break;
+    case FP_OP_REGION_DELETE:
+        handle_region_delete(srv, c, payload);
+        break;
     default:
         reply_error(srv, c, FP_ERR_UNSUPPORTED, "unknown opcode");
         break;
@@ -385,8 +558,8 @@ static fp_status_t resolve_ranges(fp_server_t *srv, conn_t *c, uint32_t count, f
 {
     for (uint32_t i = 0; i < count; i++) {
         uint8_t *addr;
-        fp_status_t status =
-            fp_slab_store_access(&srv->store, c->key, &srv->ranges[i], &slabs[i], &addr);
+        fp_status_t status = fp_slab_store_access(&srv->store, c->key, c->regions, c->nregions,
+                                                  &srv->ranges[i], &slabs[i], &addr);
         if (status != FP_OK)
             return status;
         iov[i].iov_base = addr;
@@ -844,9 +1017,12 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         fp_error("bad capacity or slab size: %s", fp_status_string(status));
         goto err_free;
     }
+    status = fp_region_table_init(&srv->regions, &srv->store, FP_REGION_TABLE_MAX);
+    if (status != FP_OK)
+        goto err_store;
     if (fp_proto_random(&srv->node_id, sizeof(srv->node_id)) != FP_OK) {
         status = FP_ERR_IO;
-        goto err_store;
+        goto err_regions;
     }
 
     srv->listen_fd =
@@ -854,7 +1030,7 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
     if (srv->listen_fd < 0) {
         fp_error("socket: %s", strerror(errno));
         status = FP_ERR_IO;
-        goto err_store;
+        goto err_regions;
     }
     setsockopt(srv->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(srv->listen_fd, (const struct sockaddr *)&params->listen.ss, params->listen.len) < 0 ||
@@ -889,6 +1065,8 @@ err_close_fds:
         close(srv->stop_fd);
 err_close_listen:
     close(srv->listen_fd);
+err_regions:
+    fp_region_table_cleanup(&srv->regions);
 err_store:
     fp_slab_store_cleanup(&srv->store);
 err_free:
@@ -973,6 +1151,7 @@ void fp_server_destroy(fp_server_t *srv)
     close(srv->epfd);
     close(srv->stop_fd);
     close(srv->listen_fd);
+    fp_region_table_cleanup(&srv->regions);
     fp_slab_store_cleanup(&srv->store);
     free(srv->ranges);
     free(srv);

@@ -81,7 +81,8 @@ static void slab_unmap(fp_slab_store_t *store, fp_slab_t *slab, uint32_t index)
     store->free_idx[store->nfree++] = index;
 }
 
-fp_status_t fp_slab_store_alloc(fp_slab_store_t *store, const uint8_t *owner, uint64_t *id_p)
+fp_status_t fp_slab_store_alloc(fp_slab_store_t *store, const uint8_t *owner, uint64_t region,
+                                uint64_t *id_p)
 {
     fp_slab_t *slab;
     uint32_t index;
@@ -102,55 +103,85 @@ fp_status_t fp_slab_store_alloc(fp_slab_store_t *store, const uint8_t *owner, ui
         slab->gen = 1; /* id 0 is never valid */
     slab->refs = 0;
     slab->live = true;
-    memcpy(slab->owner, owner, FP_PROTO_KEY_SIZE);
+    slab->region = region;
+    if (region == 0)
+        memcpy(slab->owner, owner, FP_PROTO_KEY_SIZE);
+    else
+        memset(slab->owner, 0, FP_PROTO_KEY_SIZE);
     store->mapped += store->slab_size;
     store->nlive++;
     *id_p = ((uint64_t)slab->gen << 32) | index;
     return FP_OK;
 }
 
-static fp_status_t slab_lookup(fp_slab_store_t *store, const uint8_t *owner, uint64_t id,
-                               fp_slab_t **slab_p)
+/* The live slab of @id, or NULL. */
+static fp_slab_t *slab_find(fp_slab_store_t *store, uint64_t id)
 {
     uint32_t index = slab_index(id);
     fp_slab_t *slab;
 
     if (index >= store->nslots)
-        return FP_ERR_NO_ENTRY;
+        return NULL;
     slab = &store->slabs[index];
     if (!slab->live || slab->gen != slab_gen(id))
-        return FP_ERR_NO_ENTRY;
-    if (memcmp(slab->owner, owner, FP_PROTO_KEY_SIZE) != 0)
-        return FP_ERR_PERMISSION;
-    *slab_p = slab;
-    return FP_OK;
+        return NULL;
+    return slab;
 }
 
-fp_status_t fp_slab_store_free(fp_slab_store_t *store, const uint8_t *owner, uint64_t id)
+/* May a connection of key @owner with @regions open touch @slab? */
+static bool slab_allowed(const fp_slab_t *slab, const uint8_t *owner, const uint64_t *regions,
+                         uint32_t nregions)
 {
-    fp_slab_t *slab;
-    fp_status_t status;
+    if (slab->region == 0)
+        return memcmp(slab->owner, owner, FP_PROTO_KEY_SIZE) == 0;
+    for (uint32_t i = 0; i < nregions; i++) {
+        if (regions[i] == slab->region)
+            return true;
+    }
+    return false;
+}
 
-    status = slab_lookup(store, owner, id, &slab);
-    if (status != FP_OK)
-        return status;
+static void slab_kill(fp_slab_store_t *store, fp_slab_t *slab, uint64_t id)
+{
     slab->live = false;
     store->nlive--;
     if (slab->refs == 0)
         slab_unmap(store, slab, slab_index(id));
+}
+
+fp_status_t fp_slab_store_free(fp_slab_store_t *store, const uint8_t *owner, uint64_t id)
+{
+    fp_slab_t *slab = slab_find(store, id);
+
+    if (slab == NULL)
+        return FP_ERR_NO_ENTRY;
+    if (slab->region != 0 || !slab_allowed(slab, owner, NULL, 0))
+        return FP_ERR_PERMISSION;
+    slab_kill(store, slab, id);
+    return FP_OK;
+}
+
+fp_status_t fp_slab_store_release(fp_slab_store_t *store, uint64_t id)
+{
+    fp_slab_t *slab = slab_find(store, id);
+
+    if (slab == NULL)
+        return FP_ERR_NO_ENTRY;
+    slab_kill(store, slab, id);
     return FP_OK;
 }
 
 fp_status_t fp_slab_store_access(fp_slab_store_t *store, const uint8_t *owner,
+                                 const uint64_t *regions, uint32_t nregions,
                                  const fp_proto_range_t *range, fp_slab_t **slab_p,
                                  uint8_t **addr_p)
 {
-    fp_slab_t *slab;
-    fp_status_t status;
+    fp_slab_t *slab = slab_find(store, range->slab);
 
-    status = slab_lookup(store, owner, range->slab, &slab);
-    if (status != FP_OK)
-        return status;
+    if (slab == NULL)
+        return FP_ERR_NO_ENTRY;
+    if (!slab_allowed(slab, owner, regions, nregions))
+        return FP_ERR_PERMISSION;
     if (range->offset >= store->slab_size || range->length > store->slab_size - range->offset)
         return FP_ERR_OUT_OF_RANGE;
     *slab_p = slab;

@@ -7,7 +7,8 @@
  * clear: we are a node reading requests), the rest is a byte stream of frames.
  * The loop decodes it the way a receiver does: a 24-byte header, then for a
  * data request the args (ranges) before any data, for HELLO its fixed payload,
- * for AUTH the MAC (against a fixed secret and nonces, so it fails unless the
+ * for the REGION_* operations their payloads (requests and replies), for AUTH
+ * the MAC (against a fixed secret and nonces, so it fails unless the
  * input carries the right MAC; this exercises src/proto/auth.c).
  * It stops at the first decoding error, as a receiver would drop the
  * connection (a wrong MAC excepted, see check_auth), and when the input runs
@@ -205,6 +206,152 @@ static bool decode_hello(const fp_proto_hdr_t *hdr, const uint8_t *payload, size
     return status == FP_OK;
 }
 
+/* Decode a REGION_CREATE request and check it re-encodes to the same bytes. */
+static void decode_region_create(const uint8_t *copy, uint32_t len)
+{
+    fp_proto_region_create_req_t req;
+    uint8_t *encoded;
+
+    if (fp_proto_region_create_req_decode(copy, len, &req) != FP_OK)
+        return;
+    CHECK(len == FP_PROTO_REGION_CREATE_HDR + req.name.len);
+    CHECK(fp_proto_region_name_valid(req.name.text, req.name.len));
+    CHECK(strlen(req.name.text) == req.name.len);
+    CHECK(req.size != 0 && fp_proto_region_granule_valid(req.granule));
+    encoded = malloc(FP_PROTO_REGION_CREATE_REQ_MAX);
+    CHECK(encoded != NULL);
+    CHECK(fp_proto_region_create_req_encode(&req, encoded) == len);
+    CHECK(memcmp(encoded, copy, len) == 0);
+    free(encoded);
+}
+
+/* REGION_OPEN and REGION_DELETE requests. */
+static void decode_region_name(const uint8_t *copy, uint32_t len)
+{
+    fp_proto_region_name_t name;
+    uint8_t *encoded;
+
+    if (fp_proto_region_name_req_decode(copy, len, &name) != FP_OK)
+        return;
+    CHECK(len == FP_PROTO_REGION_NAME_HDR + name.len);
+    CHECK(fp_proto_region_name_valid(name.text, name.len));
+    encoded = malloc(FP_PROTO_REGION_NAME_REQ_MAX);
+    CHECK(encoded != NULL);
+    CHECK(fp_proto_region_name_req_encode(&name, encoded) == len);
+    CHECK(memcmp(encoded, copy, len) == 0);
+    free(encoded);
+}
+
+static void decode_region_slabs_req(const uint8_t *copy, uint32_t len)
+{
+    fp_proto_region_slabs_req_t req;
+    uint8_t encoded[FP_PROTO_REGION_SLABS_REQ_SIZE];
+
+    if (fp_proto_region_slabs_req_decode(copy, len, &req) != FP_OK)
+        return;
+    CHECK(len == FP_PROTO_REGION_SLABS_REQ_SIZE);
+    CHECK(req.count >= 1 && req.count <= FP_PROTO_REGION_SLABS_MAX);
+    fp_proto_region_slabs_req_encode(&req, encoded);
+    CHECK(memcmp(encoded, copy, len) == 0);
+}
+
+/* The reply of REGION_CREATE and REGION_OPEN. */
+static void decode_region_rep(const uint8_t *copy, uint32_t len)
+{
+    fp_proto_region_rep_t rep;
+    uint8_t *encoded;
+
+    if (fp_proto_region_rep_decode(copy, len, &rep) != FP_OK)
+        return;
+    CHECK(len == FP_PROTO_REGION_REP_SIZE);
+    CHECK(rep.region_id != 0 && rep.size != 0 && rep.slab_size != 0);
+    CHECK(fp_proto_region_granule_valid(rep.granule));
+    CHECK(rep.nslabs >= 1 && rep.nslabs - 1 == (rep.size - 1) / rep.slab_size);
+    encoded = malloc(FP_PROTO_REGION_REP_SIZE);
+    CHECK(encoded != NULL);
+    fp_proto_region_rep_encode(&rep, encoded);
+    CHECK(memcmp(encoded, copy, len) == 0);
+    free(encoded);
+}
+
+/*
+ * The REGION_SLABS reply, decoded for the count its length implies (a client
+ * knows the count it asked for), and for its neighbours, which must fail.
+ */
+static void decode_region_slabs_rep(const uint8_t *copy, uint32_t len)
+{
+    uint64_t *ids = malloc((FP_PROTO_REGION_SLABS_MAX + 1) * sizeof(*ids));
+    uint32_t count = len / 8;
+    uint8_t *encoded;
+    fp_status_t status;
+
+    CHECK(ids != NULL);
+    CHECK(fp_proto_region_slabs_rep_decode(copy, len, count + 1, ids) == FP_ERR_PROTOCOL);
+    if (count > 0)
+        CHECK(fp_proto_region_slabs_rep_decode(copy, len, count - 1, ids) == FP_ERR_PROTOCOL);
+    status = fp_proto_region_slabs_rep_decode(copy, len, count, ids);
+    if (status == FP_OK) {
+        CHECK(len % 8 == 0 && count >= 1 && count <= FP_PROTO_REGION_SLABS_MAX);
+        encoded = malloc(len);
+        CHECK(encoded != NULL);
+        CHECK(fp_proto_region_slabs_rep_encode(ids, count, encoded) == len);
+        CHECK(memcmp(encoded, copy, len) == 0);
+        for (uint32_t i = 0; i < count; i++)
+            CHECK(ids[i] != 0);
+        free(encoded);
+    }
+    free(ids);
+}
+
+/*
+ * Decode the payload of a REGION_* request or reply. A node answers an
+ * invalid one with an error and keeps the connection, so the stream goes on;
+ * returns false only when the payload is not all there.
+ */
+static bool decode_region(const fp_proto_hdr_t *hdr, const uint8_t *payload, size_t avail,
+                          bool reply)
+{
+    uint8_t *copy;
+
+    if (hdr->length > avail)
+        return false;
+    if (reply && hdr->status != FP_OK)
+        return true; /* an error reply carries no payload to decode */
+    copy = dup_exact(payload, hdr->length);
+    switch (hdr->op) {
+    case FP_OP_REGION_CREATE:
+        if (reply)
+            decode_region_rep(copy, hdr->length);
+        else
+            decode_region_create(copy, hdr->length);
+        break;
+    case FP_OP_REGION_OPEN:
+        if (reply)
+            decode_region_rep(copy, hdr->length);
+        else
+            decode_region_name(copy, hdr->length);
+        break;
+    case FP_OP_REGION_SLABS:
+        if (reply)
+            decode_region_slabs_rep(copy, hdr->length);
+        else
+            decode_region_slabs_req(copy, hdr->length);
+        break;
+    case FP_OP_REGION_DELETE:
+        if (!reply)
+            decode_region_name(copy, hdr->length);
+        break;
+    }
+    free(copy);
+    return true;
+}
+
+static bool op_is_region(uint8_t op)
+{
+    return op == FP_OP_REGION_CREATE || op == FP_OP_REGION_OPEN || op == FP_OP_REGION_SLABS ||
+           op == FP_OP_REGION_DELETE;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     bool reply;
@@ -241,6 +388,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             more = decode_hello(&hdr, data + off, avail, reply);
         else if (hdr.op == FP_OP_AUTH)
             more = check_auth(&hdr, data + off, avail, reply);
+        else if (op_is_region(hdr.op))
+            more = decode_region(&hdr, data + off, avail, reply);
         if (!more || hdr.length > avail)
             break;
         off += hdr.length;

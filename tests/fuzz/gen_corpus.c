@@ -173,6 +173,36 @@ static void gen_requests(void)
     seed_frame(&seed, FP_OP_SLAB_FREE, false, 10, 0, slab, sizeof(slab));
     seed_write(&seed, "req_session");
 
+    /* Named regions: create, open, list the slabs, delete; and a bad name. */
+    {
+        fp_proto_region_create_req_t create = {
+            .size = (3u << 20) + 5, .granule = 65536, .flags = 1};
+        fp_proto_region_name_t name = {.len = 11, .text = "model.w-1_0"};
+        fp_proto_region_slabs_req_t list = {.region_id = (1ull << 32) | 7, .first = 0, .count = 4};
+        uint8_t creq[FP_PROTO_REGION_CREATE_REQ_MAX], nreq[FP_PROTO_REGION_NAME_REQ_MAX];
+        uint8_t sreq[FP_PROTO_REGION_SLABS_REQ_SIZE];
+        uint32_t clen, nlen;
+
+        create.name = name;
+        clen = fp_proto_region_create_req_encode(&create, creq);
+        nlen = fp_proto_region_name_req_encode(&name, nreq);
+        fp_proto_region_slabs_req_encode(&list, sreq);
+        seed_start(&seed, false);
+        seed_frame(&seed, FP_OP_REGION_CREATE, false, 1, 0, creq, clen);
+        seed_write(&seed, "req_region_create");
+        seed_start(&seed, false);
+        seed_frame(&seed, FP_OP_HELLO, false, 1, 0, hello, sizeof(hello));
+        seed_frame(&seed, FP_OP_REGION_CREATE, false, 2, 0, creq, clen);
+        seed_frame(&seed, FP_OP_REGION_OPEN, false, 3, 0, nreq, nlen);
+        seed_frame(&seed, FP_OP_REGION_SLABS, false, 4, 0, sreq, sizeof(sreq));
+        seed_data_request(&seed, FP_OP_READ, 5, &one, 1);
+        seed_frame(&seed, FP_OP_REGION_DELETE, false, 6, 0, nreq, nlen);
+        nreq[FP_PROTO_REGION_NAME_HDR + 5] = '/'; /* invalid, but the stream goes on */
+        seed_frame(&seed, FP_OP_REGION_OPEN, false, 7, 0, nreq, nlen);
+        seed_frame(&seed, FP_OP_PING, false, 8, 0, NULL, 0);
+        seed_write(&seed, "req_region_session");
+    }
+
     /* The most ranges a frame may carry, one byte each. */
     {
         static fp_proto_range_t many[FP_PROTO_MAX_RANGES];
@@ -233,6 +263,31 @@ static void gen_replies(void)
     seed_start(&seed, true);
     seed_frame(&seed, FP_OP_WRITEV, true, 10, 0, NULL, 0);
     seed_write(&seed, "rep_writev");
+
+    /* Named regions: the description, a list of slab ids, an empty delete reply, errors. */
+    {
+        fp_proto_region_rep_t region = {
+            .region_id = (1ull << 32) | 7,
+            .size = (3u << 20) + 5,
+            .granule = 65536,
+            .flags = 1,
+            .slab_size = 1u << 20,
+            .nslabs = 4,
+        };
+        uint64_t ids[4] = {(1ull << 32) | 1, (1ull << 32) | 2, (2ull << 32) | 3, (1ull << 32) | 9};
+        uint8_t rrep[FP_PROTO_REGION_REP_SIZE], srep[sizeof(ids)];
+
+        fp_proto_region_rep_encode(&region, rrep);
+        fp_proto_region_slabs_rep_encode(ids, 4, srep);
+        seed_start(&seed, true);
+        seed_frame(&seed, FP_OP_REGION_CREATE, true, 2, 0, rrep, sizeof(rrep));
+        seed_frame(&seed, FP_OP_REGION_OPEN, true, 3, 0, rrep, sizeof(rrep));
+        seed_frame(&seed, FP_OP_REGION_SLABS, true, 4, 0, srep, sizeof(srep));
+        seed_frame(&seed, FP_OP_REGION_DELETE, true, 6, 0, NULL, 0);
+        seed_frame(&seed, FP_OP_REGION_CREATE, true, 7, FP_ERR_EXISTS, NULL, 0);
+        seed_frame(&seed, FP_OP_REGION_SLABS, true, 8, FP_ERR_PERMISSION, NULL, 0);
+        seed_write(&seed, "rep_region_session");
+    }
 
     /* Error replies, then a session's worth of replies in another order. */
     seed_start(&seed, true);
