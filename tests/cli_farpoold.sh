@@ -24,6 +24,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/cli_farpoold.XXXXXX")
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do
+        # $pid is timeout(1)'s: end the farpoold it runs too, not only timeout.
+        pkill -KILL -P "$pid" 2>/dev/null
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
