@@ -119,6 +119,117 @@ FARPOOL_API fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_st
 /** Round trip to the node; returns the time it took in nanoseconds. */
 FARPOOL_API fp_status_t farpool_node_ping(farpool_node_t *node, uint64_t *rtt_ns_p);
 
+/* ------------------------------------------------------------------------ */
+/* Contexts and mapped regions                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A context: connections to memory nodes and the local cache budget shared by
+ * the regions it maps.
+ *
+ * Thread safety: creating, opening, mapping, syncing, unmapping and closing
+ * regions of one context must be serialised by the caller; the memory of a
+ * mapped region may be used by any number of threads at once.
+ */
+typedef struct farpool_context farpool_context_t;
+
+/** A named region of pool memory, open in a context. */
+typedef struct farpool_region farpool_region_t;
+
+enum farpool_context_params_field {
+    FARPOOL_CONTEXT_PARAM_NODES = 1u << 0,       /* nodes, nnodes */
+    FARPOOL_CONTEXT_PARAM_SECRET_FILE = 1u << 1, /* secret_file */
+    FARPOOL_CONTEXT_PARAM_CACHE_BYTES = 1u << 2, /* cache_bytes */
+    FARPOOL_CONTEXT_PARAM_TIMEOUT = 1u << 3,     /* timeout_ms */
+};
+
+typedef struct farpool_context_params {
+    uint64_t field_mask;
+    /** Memory nodes, "HOST:PORT" each. Required. Regions are placed on the first. */
+    const char *const *nodes;
+    size_t nnodes;
+    /** Secret file. Default: $FARPOOL_SECRET_FILE, else none. */
+    const char *secret_file;
+    /** Local cache budget in bytes, over all mapped regions. Default 1 GiB. */
+    uint64_t cache_bytes;
+    /** Deadline of each network operation, ms. Default 10000. */
+    int timeout_ms;
+} farpool_context_params_t;
+
+/** Connect to the nodes. On FP_OK *@ctx_p is freed with farpool_context_destroy(). */
+FARPOOL_API fp_status_t farpool_context_create(const farpool_context_params_t *params,
+                                               farpool_context_t **ctx_p);
+
+/** Unmap and close every region still open, disconnect, free. NULL is a no-op. */
+FARPOOL_API void farpool_context_destroy(farpool_context_t *ctx);
+
+/** Region flags. */
+#define FARPOOL_REGION_READONLY 0x1u /* map read-only (PROT_READ); nothing is written back */
+
+/** Default granule: see docs/fault-engine.md for the measurement behind it. */
+#define FARPOOL_GRANULE_DEFAULT (64u << 10)
+
+/**
+ * Create region @name (1-255 bytes of [A-Za-z0-9._-]) of @size bytes with
+ * blocks of @granule bytes (a power of two from 4 KiB to 2 MiB; 0 for the
+ * default) on the context's first node, and open it. FP_ERR_EXISTS if the
+ * name is taken. Its bytes start as zeros and live on the node until
+ * farpool_region_delete(), whoever created them.
+ */
+FARPOOL_API fp_status_t farpool_region_create(farpool_context_t *ctx, const char *name,
+                                              uint64_t size, uint32_t granule,
+                                              farpool_region_t **region_p);
+
+/** Open an existing region. @flags: FARPOOL_REGION_READONLY or 0. */
+FARPOOL_API fp_status_t farpool_region_open(farpool_context_t *ctx, const char *name,
+                                            uint32_t flags, farpool_region_t **region_p);
+
+/** Delete region @name from the pool (it must not be open in this context). */
+FARPOOL_API fp_status_t farpool_region_delete(farpool_context_t *ctx, const char *name);
+
+/**
+ * Map the whole region into this process; *@addr_p points to its first byte.
+ * Pages are fetched from the node on first touch, kept in the context's cache
+ * and evicted (written back first if dirty) when the budget needs room. If a
+ * fetch cannot be served, the access that needs it gets SIGBUS and the reason
+ * is logged: never zeros or stale bytes. The mapping is not inherited by
+ * fork(): in a child the region's addresses are unmapped (SIGSEGV).
+ */
+FARPOOL_API fp_status_t farpool_map(farpool_region_t *region, void **addr_p);
+
+/** Write every dirty block back to the node; returns once they are all there. */
+FARPOOL_API fp_status_t farpool_sync(farpool_region_t *region);
+
+/** Write back, then unmap. The region stays open and may be mapped again. */
+FARPOOL_API fp_status_t farpool_unmap(farpool_region_t *region);
+
+/** Unmap if mapped, and close. NULL is a no-op. */
+FARPOOL_API void farpool_region_close(farpool_region_t *region);
+
+/** Region size and granule in bytes. */
+FARPOOL_API uint64_t farpool_region_size(const farpool_region_t *region);
+FARPOOL_API uint32_t farpool_region_granule(const farpool_region_t *region);
+
+/** Counters of a mapped region since it was mapped. */
+typedef struct farpool_stats {
+    uint64_t faults;         /* missing-page faults handled (fetches and waits) */
+    uint64_t minor_faults;   /* touches of cached blocks (the LRU's access signal) */
+    uint64_t wp_faults;      /* first writes to clean blocks */
+    uint64_t blocks_fetched; /* blocks read from the node */
+    uint64_t bytes_in;       /* bytes read from the node */
+    uint64_t bytes_out;      /* bytes written back to the node */
+    uint64_t evictions;      /* blocks dropped from the cache */
+    uint64_t writebacks;     /* dirty blocks written back */
+    uint64_t fetch_errors;   /* fetches that failed (accesses got SIGBUS) */
+    uint64_t cache_bytes;    /* bytes of the region in the local cache now */
+    uint64_t cache_peak;     /* the most it has held */
+    uint64_t fetch_p50_ns;   /* fetch latency percentiles (fault to data mapped) */
+    uint64_t fetch_p99_ns;
+    uint64_t fetch_max_ns;
+} farpool_stats_t;
+
+FARPOOL_API fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p);
+
 /** Description of a status code (same as fp_status_string()). */
 FARPOOL_API const char *farpool_status_string(fp_status_t status);
 

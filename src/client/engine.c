@@ -1,0 +1,869 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault engine of one mapped region; see engine.h.
+ *
+ * DESIGN
+ * The local cache of a region is a memfd the size of the region, mapped twice:
+ * the application's mapping (map) is registered with userfaultfd for missing,
+ * minor and write-protect faults; the engine's own mapping (stage) is not.
+ * Fetched bytes are received from the socket straight into stage, that is into
+ * the memfd's page cache, and UFFDIO_CONTINUE then maps those pages into map:
+ * no copy after the socket's, however large the granule.
+ *
+ * One engine thread serves the region: it polls the userfaultfd, the node
+ * connection and a command eventfd. A missing fault on an ABSENT block starts
+ * a fetch of the whole block (the granule) and returns to the loop at once, so
+ * faults on other blocks are fetched in parallel, up to MAX_FETCHES. A fault on
+ * a block already FETCHING starts nothing: its thread sleeps in the kernel
+ * until the CONTINUE of its range wakes it, so concurrent faults on one block
+ * share one fetch. For granules above HEAD_SIZE the HEAD_SIZE bytes around the
+ * faulting address are read first and mapped as soon as they arrive, waking
+ * the faulting thread while the rest of the block is still on the wire.
+ *
+ * Cache and eviction. Fetched blocks count against the context's byte budget.
+ * Before a fetch would exceed it, a victim is chosen by CLOCK (block.c). The
+ * access signal comes from minor faults: when the hand spares a block whose
+ * access bit was set, it drops the block's page-table entries in map (the
+ * bytes stay in the page cache), so the block's next use is a minor fault,
+ * which sets the bit again and is resolved by UFFDIO_CONTINUE without any
+ * network traffic. A clean victim is dropped by punching a hole in the memfd; a
+ * dirty one is write-protected, written back, then dropped.
+ *
+ * Dirty tracking. Blocks are mapped write-protected; the first write to a clean
+ * block is a write-protect fault that marks it DIRTY and lifts the protection.
+ * A sync write-protects each dirty block again before writing it back, so a
+ * write racing with the write-back faults and waits until it is done.
+ *
+ * Failure. A fetch that cannot be served (the node is gone, the connection
+ * broke, a timeout) is logged and its block is poisoned with UFFDIO_POISON:
+ * the accesses that wait for it, and any later one, get SIGBUS. No fault is
+ * ever resolved with zeros or stale bytes.
+ *
+ * fork(): both mappings are MADV_DONTFORK, so a child has no mapping at the
+ * region's addresses (an access there is SIGSEGV) instead of a view of the
+ * cache that nothing would keep coherent.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "block.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "node.h"
+#include "region_meta.h"
+#include "transport/transport.h"
+#include "uffd.h"
+
+#define PAGE_SIZE_BYTES 4096u
+#define HEAD_SIZE       (64u << 10)
+#define MAX_FETCHES     64
+#define MAX_RANGES      40 /* ranges of one block: 2 MiB over 64 KiB slabs, + head split */
+#define UFFD_MSG_BATCH  64
+#define LAT_BUCKETS     256 /* quarter-octaves of nanoseconds */
+
+typedef enum engine_cmd {
+    CMD_NONE = 0,
+    CMD_SYNC,
+    CMD_STOP,
+} engine_cmd_t;
+
+typedef struct fetch {
+    struct fp_engine *e;
+    uint64_t block;
+    uint64_t start_ns;
+    int pending; /* xfers outstanding */
+    fp_status_t status;
+    bool head_mapped;
+    uint64_t head_off, head_len; /* region offset and length of the head part */
+    fp_xfer_t xfer[2];           /* [0] head, [1] the rest */
+    fp_proto_range_t ranges[2][MAX_RANGES];
+    struct iovec iov[2][MAX_RANGES];
+    struct fetch *next_free;
+} fetch_t;
+
+struct fp_engine {
+    char name[FP_REGION_NAME_MAX + 1];
+    farpool_node_t *node; /* the engine thread's own connection */
+    fp_transport_t *tp;
+    fp_region_info_t info;
+    uint64_t size, map_size, granule, nblocks;
+    bool readonly;
+    int memfd, uffd, cmd_fd;
+    uint8_t *map;   /* the application's view */
+    uint8_t *stage; /* the engine's view of the same pages */
+    fp_block_table_t *blocks;
+    fetch_t fetches[MAX_FETCHES];
+    fetch_t *free_fetches;
+    unsigned nfetching;
+    _Atomic uint64_t *cache_used;
+    uint64_t cache_budget;
+    pthread_t thread;
+
+    /* Commands from the application's thread. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    engine_cmd_t cmd;       /* guarded by lock */
+    bool cmd_done;          /* guarded by lock */
+    fp_status_t cmd_status; /* guarded by lock */
+
+    /* Counters, written by the engine thread, read by anyone. */
+    _Atomic uint64_t st_faults, st_minor, st_wp, st_fetched, st_bytes_in, st_bytes_out;
+    _Atomic uint64_t st_evictions, st_writebacks, st_fetch_errors, st_cache, st_cache_peak;
+    _Atomic uint64_t lat_hist[LAT_BUCKETS];
+    _Atomic uint64_t lat_max;
+};
+
+static uint64_t block_off(const fp_engine_t *e, uint64_t block)
+{
+    return block * e->granule;
+}
+
+static uint64_t block_len(const fp_engine_t *e, uint64_t block)
+{
+    uint64_t off = block_off(e, block);
+    return e->size - off < e->granule ? e->size - off : e->granule;
+}
+
+/* Page-rounded length of a block, as mapped. */
+static uint64_t block_map_len(const fp_engine_t *e, uint64_t block)
+{
+    uint64_t off = block_off(e, block);
+    return e->map_size - off < e->granule ? e->map_size - off : e->granule;
+}
+
+static void lat_record(fp_engine_t *e, uint64_t ns)
+{
+    unsigned bucket = 0;
+    uint64_t max;
+
+    /* bucket = 4 * log2(ns), to a quarter octave. */
+    if (ns > 0) {
+        unsigned lg = 63u - (unsigned)__builtin_clzll(ns);
+        unsigned frac = lg >= 2 ? (unsigned)((ns >> (lg - 2)) & 3) : 0;
+        bucket = 4 * lg + frac;
+    }
+    if (bucket >= LAT_BUCKETS)
+        bucket = LAT_BUCKETS - 1;
+    atomic_fetch_add_explicit(&e->lat_hist[bucket], 1, memory_order_relaxed);
+    max = atomic_load_explicit(&e->lat_max, memory_order_relaxed);
+    while (ns > max && !atomic_compare_exchange_weak(&e->lat_max, &max, ns))
+        ;
+}
+
+static uint64_t lat_percentile(fp_engine_t *e, double p)
+{
+    uint64_t total = 0, seen = 0, hist[LAT_BUCKETS];
+
+    for (unsigned i = 0; i < LAT_BUCKETS; i++) {
+        hist[i] = atomic_load_explicit(&e->lat_hist[i], memory_order_relaxed);
+        total += hist[i];
+    }
+    if (total == 0)
+        return 0;
+    for (unsigned i = 0; i < LAT_BUCKETS; i++) {
+        seen += hist[i];
+        if ((double)seen >= p * (double)total) {
+            /* Upper bound of the bucket. */
+            unsigned lg = i / 4, frac = i % 4;
+            return lg >= 2 ? ((uint64_t)(4 + frac + 1) << (lg - 2)) : (uint64_t)1 << lg;
+        }
+    }
+    return atomic_load(&e->lat_max);
+}
+
+static void cache_add(fp_engine_t *e, int64_t delta)
+{
+    uint64_t now;
+
+    atomic_fetch_add(e->cache_used, (uint64_t)delta);
+    now = atomic_fetch_add(&e->st_cache, (uint64_t)delta) + (uint64_t)delta;
+    if (now > atomic_load_explicit(&e->st_cache_peak, memory_order_relaxed))
+        atomic_store_explicit(&e->st_cache_peak, now, memory_order_relaxed);
+}
+
+/*
+ * Describe region bytes [off, off+len) as ranges of the node's slabs and the
+ * matching stage memory. Returns the number of ranges added at @n.
+ */
+static unsigned add_ranges(fp_engine_t *e, uint64_t off, uint64_t len, fp_proto_range_t *ranges,
+                           struct iovec *iov, unsigned n)
+{
+    while (len > 0) {
+        uint64_t slab = off / e->info.slab_size, in_slab = off % e->info.slab_size;
+        uint64_t take = e->info.slab_size - in_slab < len ? e->info.slab_size - in_slab : len;
+
+        ranges[n].slab = e->info.slabs[slab];
+        ranges[n].offset = in_slab;
+        ranges[n].length = (uint32_t)take;
+        iov[n].iov_base = e->stage + off;
+        iov[n].iov_len = take;
+        n++;
+        off += take;
+        len -= take;
+    }
+    return n;
+}
+
+static void fetch_done(fp_xfer_t *xfer, fp_status_t status);
+
+/* Make xfer @k of @f a read of the @n ranges prepared in f->ranges[k] / f->iov[k]. */
+static void fetch_xfer_init(fetch_t *f, int k, unsigned n)
+{
+    fp_xfer_t *x = &f->xfer[k];
+
+    memset(x, 0, sizeof(*x));
+    x->op = n == 1 ? FP_OP_READ : FP_OP_READV;
+    x->nranges = n;
+    x->ranges = f->ranges[k];
+    x->rsp_iov = f->iov[k];
+    x->rsp_iovcnt = (int)n;
+    x->done = fetch_done;
+    x->arg = f;
+}
+
+/* Map the bytes of [off, off+len) that arrived into the application's view. */
+static fp_status_t map_range(fp_engine_t *e, uint64_t off, uint64_t len, bool wp)
+{
+    uint64_t start = off & ~(uint64_t)(PAGE_SIZE_BYTES - 1);
+    uint64_t end = (off + len + PAGE_SIZE_BYTES - 1) & ~(uint64_t)(PAGE_SIZE_BYTES - 1);
+
+    if (end > e->map_size)
+        end = e->map_size;
+    return fp_uffd_continue(e->uffd, e->map + start, end - start, wp && !e->readonly, true);
+}
+
+static void fetch_release(fp_engine_t *e, fetch_t *f)
+{
+    f->next_free = e->free_fetches;
+    e->free_fetches = f;
+    e->nfetching--;
+}
+
+/*
+ * Block @b, claimed for a fetch and counted in the cache, cannot be fetched.
+ * Never zeros, never stale bytes: drop what came, poison the block so that
+ * every access to it gets SIGBUS, and say why.
+ */
+static void fail_block(fp_engine_t *e, uint64_t b, fp_status_t status)
+{
+    uint64_t off = block_off(e, b), len = block_map_len(e, b);
+
+    fp_error("region %s: cannot fetch block %" PRIu64 " (offset %" PRIu64 ") from node %s: %s; "
+             "accesses to it get SIGBUS",
+             e->name, b, off, fp_node_addr(e->node), fp_status_string(status));
+    atomic_fetch_add_explicit(&e->st_fetch_errors, 1, memory_order_relaxed);
+    fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+    fp_uffd_poison(e->uffd, e->map + off, len);
+    cache_add(e, -(int64_t)e->granule);
+    fp_block_fill_done(e->blocks, b, false);
+}
+
+static void fetch_finish(fetch_t *f)
+{
+    fp_engine_t *e = f->e;
+    uint64_t b = f->block, off = block_off(e, b), len = block_map_len(e, b);
+    fp_status_t status = f->status;
+
+    fp_trace("region %s: block %" PRIu64 " fetched: %s", e->name, b, fp_status_string(status));
+    if (status == FP_OK) {
+        /* Map what the head did not. */
+        if (f->head_mapped) {
+            if (f->head_off > off)
+                status = map_range(e, off, f->head_off - off, true);
+            if (status == FP_OK && f->head_off + f->head_len < off + len)
+                status = map_range(e, f->head_off + f->head_len,
+                                   off + len - f->head_off - f->head_len, true);
+        } else {
+            status = map_range(e, off, len, true);
+        }
+    }
+    if (status == FP_OK) {
+        atomic_fetch_add_explicit(&e->st_fetched, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st_bytes_in, block_len(e, b), memory_order_relaxed);
+        lat_record(e, fp_time_ns() - f->start_ns);
+        fp_block_fill_done(e->blocks, b, true);
+        /* Faults that came while the block was in flight (a write to the early-mapped
+         * head, say) were left waiting: let them retry against the settled state. */
+        fp_uffd_wake(e->uffd, e->map + off, len);
+    } else {
+        fail_block(e, b, status);
+    }
+    fetch_release(e, f);
+}
+
+static void fetch_done(fp_xfer_t *xfer, fp_status_t status)
+{
+    fetch_t *f = xfer->arg;
+
+    f->pending--;
+    if (status != FP_OK && f->status == FP_OK)
+        f->status = status;
+    if (xfer == &f->xfer[0] && status == FP_OK && f->pending > 0) {
+        /* The head is here: let the faulting thread go on now. */
+        if (map_range(f->e, f->head_off, f->head_len, true) == FP_OK)
+            f->head_mapped = true;
+    }
+    if (f->pending == 0)
+        fetch_finish(f);
+}
+
+/* Let the transport run callbacks for up to @timeout_ms. */
+static fp_status_t engine_progress(fp_engine_t *e, int timeout_ms)
+{
+    fp_status_t status;
+
+    if (e->tp == NULL)
+        return FP_ERR_NOT_CONNECTED;
+    status = fp_transport_progress(e->tp, timeout_ms, NULL);
+    if (status == FP_ERR_NOT_CONNECTED) {
+        /* Every xfer has completed with an error: their blocks are poisoned. */
+        fp_error("region %s: lost the connection to node %s", e->name, fp_node_addr(e->node));
+        e->tp = NULL;
+    }
+    return status == FP_ERR_TIMED_OUT ? FP_OK : status;
+}
+
+/* The connection is unusable: close it, which completes every xfer with an error. */
+static void engine_disconnect(fp_engine_t *e)
+{
+    fp_node_disconnect(e->node);
+    e->tp = NULL;
+}
+
+/* Wait until *@done, running callbacks; gives up (and disconnects) after the node timeout. */
+static fp_status_t engine_wait(fp_engine_t *e, const bool *done)
+{
+    uint64_t deadline = fp_time_ns() + (uint64_t)fp_node_timeout_ms(e->node) * FP_NS_PER_MS;
+
+    while (!*done) {
+        uint64_t now = fp_time_ns();
+        fp_status_t status;
+
+        if (e->tp == NULL)
+            return FP_ERR_NOT_CONNECTED;
+        if (now >= deadline) {
+            fp_error("region %s: node %s did not answer in time; disconnecting", e->name,
+                     fp_node_addr(e->node));
+            engine_disconnect(e);
+            return FP_ERR_TIMED_OUT;
+        }
+        status = engine_progress(e, (int)((deadline - now) / FP_NS_PER_MS) + 1);
+        if (status != FP_OK && e->tp != NULL) {
+            engine_disconnect(e);
+            return status;
+        }
+    }
+    return FP_OK;
+}
+
+/* Submit @x, making room by progress while the transport is full. */
+static fp_status_t engine_submit(fp_engine_t *e, fp_xfer_t *x)
+{
+    for (;;) {
+        fp_status_t status;
+
+        if (e->tp == NULL)
+            return FP_ERR_NOT_CONNECTED;
+        status = fp_transport_submit(e->tp, x);
+        if (status != FP_ERR_BUSY)
+            return status;
+        status = engine_progress(e, 100);
+        if (status != FP_OK)
+            return status;
+    }
+}
+
+typedef struct wb_req {
+    fp_xfer_t xfer;
+    fp_proto_range_t ranges[MAX_RANGES];
+    struct iovec iov[MAX_RANGES];
+    bool done;
+    fp_status_t status;
+} wb_req_t;
+
+static void wb_done(fp_xfer_t *xfer, fp_status_t status)
+{
+    wb_req_t *w = xfer->arg;
+
+    w->done = true;
+    w->status = status;
+}
+
+/*
+ * Write block @b back from the page cache and wait for the node's answer. The
+ * caller has write-protected the block, so it cannot change meanwhile.
+ */
+static fp_status_t writeback_block(fp_engine_t *e, uint64_t b)
+{
+    wb_req_t w;
+    unsigned n;
+    fp_status_t status;
+
+    memset(&w, 0, sizeof(w));
+    n = add_ranges(e, block_off(e, b), block_len(e, b), w.ranges, w.iov, 0);
+    w.xfer.op = n == 1 ? FP_OP_WRITE : FP_OP_WRITEV;
+    w.xfer.nranges = n;
+    w.xfer.ranges = w.ranges;
+    w.xfer.req_iov = w.iov;
+    w.xfer.req_iovcnt = (int)n;
+    w.xfer.done = wb_done;
+    w.xfer.arg = &w;
+    status = engine_submit(e, &w.xfer);
+    if (status == FP_OK)
+        status = engine_wait(e, &w.done);
+    if (status == FP_OK || w.done)
+        status = w.status;
+    if (status != FP_OK) {
+        fp_error("region %s: cannot write block %" PRIu64 " back to node %s: %s", e->name, b,
+                 fp_node_addr(e->node), fp_status_string(status));
+        return status;
+    }
+    atomic_fetch_add_explicit(&e->st_writebacks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st_bytes_out, block_len(e, b), memory_order_relaxed);
+    return FP_OK;
+}
+
+/* CLOCK spared block @b: unmap it so that its next use is a minor fault. */
+static void spare_block(uint64_t b, void *arg)
+{
+    fp_engine_t *e = arg;
+
+    madvise(e->map + block_off(e, b), block_map_len(e, b), MADV_DONTNEED);
+}
+
+/* Drop one block from the cache. False if there was none to drop. */
+static bool evict_one(fp_engine_t *e)
+{
+    fp_block_state_t was;
+    uint64_t b, off, len;
+
+    if (!fp_block_evict_pick(e->blocks, spare_block, e, &b, &was))
+        return false;
+    off = block_off(e, b);
+    len = block_map_len(e, b);
+    if (was == FP_BLOCK_DIRTY) {
+        fp_status_t status = fp_uffd_writeprotect(e->uffd, e->map + off, len, true, true);
+        if (status == FP_OK)
+            status = writeback_block(e, b);
+        fp_block_writeback_done(e->blocks, b, status == FP_OK, false);
+        if (status != FP_OK) {
+            /* Keep the only copy of those bytes; writes may go on. */
+            fp_uffd_writeprotect(e->uffd, e->map + off, len, false, false);
+            return false;
+        }
+    }
+    fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+    cache_add(e, -(int64_t)e->granule);
+    atomic_fetch_add_explicit(&e->st_evictions, 1, memory_order_relaxed);
+    fp_block_evict_done(e->blocks, b);
+    /* Threads that faulted on it meanwhile retry and fetch it again. */
+    fp_uffd_wake(e->uffd, e->map + off, len);
+    return true;
+}
+
+/* Start fetching block @b, which faulted at region offset @fault_off. */
+static void start_fetch(fp_engine_t *e, uint64_t b, uint64_t fault_off)
+{
+    uint64_t off = block_off(e, b), len = block_len(e, b);
+    unsigned nrest = 0;
+    fetch_t *f;
+    fp_status_t status;
+
+    while (atomic_load(e->cache_used) + e->granule > e->cache_budget) {
+        if (!evict_one(e))
+            break; /* nothing evictable now: go over budget by this block */
+    }
+    while (e->free_fetches == NULL) {
+        if (engine_progress(e, 100) != FP_OK && e->free_fetches == NULL)
+            break;
+    }
+    if (fp_block_claim(e->blocks, b) != FP_BLOCK_CLAIM_FETCH) {
+        fp_uffd_wake(e->uffd, e->map + off, block_map_len(e, b));
+        return;
+    }
+    cache_add(e, (int64_t)e->granule);
+    f = e->free_fetches;
+    if (f == NULL) {
+        /* Every slot is stuck: only when the connection is gone. */
+        fail_block(e, b, FP_ERR_NOT_CONNECTED);
+        return;
+    }
+    e->free_fetches = f->next_free;
+    e->nfetching++;
+    f->e = e;
+    f->block = b;
+    f->start_ns = fp_time_ns();
+    f->status = FP_OK;
+    f->head_mapped = false;
+    f->pending = 0;
+
+    /* Pages come from the node into the page cache through stage; allocate them at once. */
+    madvise(e->stage + off, block_map_len(e, b), MADV_POPULATE_WRITE);
+
+    if (len <= HEAD_SIZE) {
+        f->head_off = off;
+        f->head_len = len;
+        fetch_xfer_init(f, 0, add_ranges(e, off, len, f->ranges[0], f->iov[0], 0));
+        f->pending = 1;
+    } else {
+        uint64_t head = fault_off & ~(uint64_t)(HEAD_SIZE - 1);
+        if (head + HEAD_SIZE > off + len)
+            head = off + len - HEAD_SIZE;
+        f->head_off = head;
+        f->head_len = HEAD_SIZE;
+        fetch_xfer_init(f, 0, add_ranges(e, head, HEAD_SIZE, f->ranges[0], f->iov[0], 0));
+        if (head > off)
+            nrest = add_ranges(e, off, head - off, f->ranges[1], f->iov[1], nrest);
+        if (head + HEAD_SIZE < off + len)
+            nrest = add_ranges(e, head + HEAD_SIZE, off + len - head - HEAD_SIZE, f->ranges[1],
+                               f->iov[1], nrest);
+        fetch_xfer_init(f, 1, nrest);
+        f->pending = 2;
+    }
+    for (int k = 0, n = f->pending; k < n; k++) {
+        status = engine_submit(e, &f->xfer[k]);
+        if (status != FP_OK) {
+            /* Not submitted: complete them here, as the transport would have. */
+            for (int j = k; j < n; j++)
+                fetch_done(&f->xfer[j], status);
+            break;
+        }
+    }
+}
+
+static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
+{
+    uint64_t addr = msg->arg.pagefault.address, flags = msg->arg.pagefault.flags;
+    uint64_t off, b, boff, blen;
+    fp_block_state_t state;
+
+    if (addr < (uintptr_t)e->map || addr >= (uintptr_t)e->map + e->map_size)
+        return;
+    off = addr - (uintptr_t)e->map;
+    b = off / e->granule;
+    boff = block_off(e, b);
+    blen = block_map_len(e, b);
+    state = fp_block_state(e->blocks, b);
+    fp_trace("region %s: fault at +%" PRIu64 " flags %#" PRIx64 ", block %" PRIu64 " state %d",
+             e->name, off, flags, b, (int)state);
+
+    if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+        atomic_fetch_add_explicit(&e->st_wp, 1, memory_order_relaxed);
+        if (state == FP_BLOCK_RESIDENT)
+            fp_block_mark_dirty(e->blocks, b);
+        state = fp_block_state(e->blocks, b);
+        if (state == FP_BLOCK_DIRTY)
+            fp_uffd_writeprotect(e->uffd, e->map + boff, blen, false, false);
+        /* Other states: the write waits until the block settles; it is woken then. */
+        return;
+    }
+    if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+        atomic_fetch_add_explicit(&e->st_minor, 1, memory_order_relaxed);
+        if (state == FP_BLOCK_RESIDENT || state == FP_BLOCK_DIRTY) {
+            fp_block_touch(e->blocks, b);
+            map_range(e, boff, blen, state == FP_BLOCK_RESIDENT);
+            return;
+        }
+        if (state != FP_BLOCK_ABSENT)
+            return; /* FETCHING: woken when its bytes are mapped */
+    } else {
+        atomic_fetch_add_explicit(&e->st_faults, 1, memory_order_relaxed);
+    }
+    switch (state) {
+    case FP_BLOCK_ABSENT:
+        start_fetch(e, b, off);
+        break;
+    case FP_BLOCK_RESIDENT:
+    case FP_BLOCK_DIRTY:
+        fp_uffd_wake(e->uffd, e->map + boff, blen);
+        break;
+    default:
+        break; /* in transit: woken when it settles */
+    }
+}
+
+static void read_faults(fp_engine_t *e)
+{
+    struct uffd_msg msgs[UFFD_MSG_BATCH];
+
+    for (;;) {
+        ssize_t n = read(e->uffd, msgs, sizeof(msgs));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* EAGAIN: drained */
+        for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+            if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+                handle_fault(e, &msgs[i]);
+        }
+        if ((size_t)n < sizeof(msgs))
+            return;
+    }
+}
+
+/* Write back every dirty block, keeping it cached. */
+static fp_status_t sync_all(fp_engine_t *e)
+{
+    fp_status_t first = FP_OK;
+
+    if (e->readonly)
+        return FP_OK;
+    for (uint64_t b = 0; b < e->nblocks; b++) {
+        uint64_t off = block_off(e, b), len = block_map_len(e, b);
+        fp_status_t status;
+
+        if (!fp_block_writeback_begin(e->blocks, b))
+            continue;
+        status = fp_uffd_writeprotect(e->uffd, e->map + off, len, true, true);
+        if (status == FP_OK)
+            status = writeback_block(e, b);
+        fp_block_writeback_done(e->blocks, b, status == FP_OK, true);
+        if (status != FP_OK) {
+            fp_uffd_writeprotect(e->uffd, e->map + off, len, false, false);
+            if (first == FP_OK)
+                first = status;
+        } else {
+            fp_uffd_wake(e->uffd, e->map + off, len);
+        }
+    }
+    return first;
+}
+
+static void *engine_thread(void *arg)
+{
+    fp_engine_t *e = arg;
+
+    for (;;) {
+        struct pollfd pfd[3];
+        engine_cmd_t cmd;
+        int nfds = 2;
+
+        pfd[0].fd = e->uffd;
+        pfd[0].events = POLLIN;
+        pfd[1].fd = e->cmd_fd;
+        pfd[1].events = POLLIN;
+        if (e->tp != NULL) {
+            pfd[2].fd = fp_transport_fd(e->tp);
+            pfd[2].events = POLLIN | (fp_transport_send_pending(e->tp) ? POLLOUT : 0);
+            nfds = 3;
+        }
+        if (poll(pfd, (nfds_t)nfds, -1) < 0 && errno != EINTR) {
+            fp_error("region %s: poll: %s", e->name, strerror(errno));
+            continue;
+        }
+        if (nfds == 3 && pfd[2].revents != 0)
+            engine_progress(e, 0);
+        if (pfd[0].revents & POLLIN)
+            read_faults(e);
+        if (!(pfd[1].revents & POLLIN))
+            continue;
+
+        {
+            uint64_t v;
+            (void)!read(e->cmd_fd, &v, sizeof(v));
+        }
+        pthread_mutex_lock(&e->lock);
+        cmd = e->cmd;
+        pthread_mutex_unlock(&e->lock);
+        if (cmd == CMD_NONE)
+            continue;
+        {
+            fp_status_t status = sync_all(e);
+            /* Stopping: let every fetch in flight finish first. */
+            while (cmd == CMD_STOP && e->nfetching > 0 && e->tp != NULL)
+                engine_progress(e, 100);
+            pthread_mutex_lock(&e->lock);
+            e->cmd = CMD_NONE;
+            e->cmd_status = status;
+            e->cmd_done = true;
+            pthread_cond_broadcast(&e->cond);
+            pthread_mutex_unlock(&e->lock);
+        }
+        if (cmd == CMD_STOP)
+            return NULL;
+    }
+}
+
+static fp_status_t engine_command(fp_engine_t *e, engine_cmd_t cmd)
+{
+    uint64_t one = 1;
+    fp_status_t status;
+
+    pthread_mutex_lock(&e->lock);
+    e->cmd = cmd;
+    e->cmd_done = false;
+    pthread_mutex_unlock(&e->lock);
+    (void)!write(e->cmd_fd, &one, sizeof(one));
+    pthread_mutex_lock(&e->lock);
+    while (!e->cmd_done)
+        pthread_cond_wait(&e->cond, &e->lock);
+    status = e->cmd_status;
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}
+
+fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engine_p, void **addr_p)
+{
+    fp_engine_t *e;
+    bool user_mode_only = false;
+    fp_status_t status;
+    int prot;
+
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return FP_ERR_NO_MEMORY;
+    snprintf(e->name, sizeof(e->name), "%s", params->region_name);
+    e->readonly = params->readonly;
+    e->cache_used = params->cache_used;
+    e->cache_budget = params->cache_budget;
+    e->memfd = e->uffd = e->cmd_fd = -1;
+    e->map = e->stage = MAP_FAILED;
+
+    status = farpool_node_connect(params->node_addr, params->np, &e->node);
+    if (status != FP_OK)
+        goto err_free;
+    status = fp_region_meta_open(e->node, params->region_name, &e->info);
+    if (status != FP_OK) {
+        fp_error("region %s: cannot open on node %s: %s", e->name, params->node_addr,
+                 fp_status_string(status));
+        goto err_close_node;
+    }
+    e->tp = fp_node_transport(e->node);
+    e->size = e->info.size;
+    e->granule = e->info.granule;
+    e->map_size = (e->size + PAGE_SIZE_BYTES - 1) & ~(uint64_t)(PAGE_SIZE_BYTES - 1);
+    e->nblocks = (e->size + e->granule - 1) / e->granule;
+    status = fp_block_table_create(e->nblocks, &e->blocks);
+    if (status != FP_OK)
+        goto err_info;
+    for (int i = 0; i < MAX_FETCHES; i++) {
+        e->fetches[i].next_free = e->free_fetches;
+        e->free_fetches = &e->fetches[i];
+    }
+
+    status = FP_ERR_IO;
+    e->memfd = memfd_create(e->name, MFD_CLOEXEC);
+    if (e->memfd < 0 || ftruncate(e->memfd, (off_t)e->map_size) < 0) {
+        fp_error("region %s: memfd of %" PRIu64 " bytes: %s", e->name, e->map_size,
+                 strerror(errno));
+        goto err_blocks;
+    }
+    prot = PROT_READ | (e->readonly ? 0 : PROT_WRITE);
+    e->map = mmap(NULL, e->map_size, prot, MAP_SHARED, e->memfd, 0);
+    e->stage = mmap(NULL, e->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, e->memfd, 0);
+    if (e->map == MAP_FAILED || e->stage == MAP_FAILED) {
+        fp_error("region %s: mmap of %" PRIu64 " bytes: %s", e->name, e->map_size, strerror(errno));
+        goto err_unmap;
+    }
+    madvise(e->map, e->map_size, MADV_DONTFORK);
+    madvise(e->stage, e->map_size, MADV_DONTFORK);
+
+    status = fp_uffd_open(&e->uffd, &user_mode_only);
+    if (status != FP_OK)
+        goto err_unmap;
+    if (user_mode_only)
+        fp_info("region %s: userfaultfd in user-mode-only mode: system calls that write "
+                "into the region (read(2) into it) fail with EFAULT",
+                e->name);
+    status = fp_uffd_register(e->uffd, e->map, e->map_size, !e->readonly);
+    if (status != FP_OK)
+        goto err_uffd;
+    e->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (e->cmd_fd < 0) {
+        status = FP_ERR_IO;
+        goto err_uffd;
+    }
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->cond, NULL);
+    if (pthread_create(&e->thread, NULL, engine_thread, e) != 0) {
+        fp_error("region %s: cannot start its fault thread", e->name);
+        status = FP_ERR_NO_MEMORY;
+        goto err_lock;
+    }
+    *engine_p = e;
+    *addr_p = e->map;
+    return FP_OK;
+
+err_lock:
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
+    close(e->cmd_fd);
+err_uffd:
+    close(e->uffd);
+err_unmap:
+    if (e->map != MAP_FAILED)
+        munmap(e->map, e->map_size);
+    if (e->stage != MAP_FAILED)
+        munmap(e->stage, e->map_size);
+    if (e->memfd >= 0)
+        close(e->memfd);
+err_blocks:
+    fp_block_table_destroy(e->blocks);
+err_info:
+    fp_region_info_cleanup(&e->info);
+err_close_node:
+    farpool_node_close(e->node);
+err_free:
+    free(e);
+    return status;
+}
+
+fp_status_t fp_engine_sync(fp_engine_t *e)
+{
+    return engine_command(e, CMD_SYNC);
+}
+
+fp_status_t fp_engine_stop(fp_engine_t *e)
+{
+    fp_status_t status;
+
+    if (e == NULL)
+        return FP_OK;
+    status = engine_command(e, CMD_STOP);
+    pthread_join(e->thread, NULL);
+    fp_uffd_unregister(e->uffd, e->map, e->map_size);
+    munmap(e->map, e->map_size);
+    munmap(e->stage, e->map_size);
+    close(e->memfd);
+    close(e->uffd);
+    close(e->cmd_fd);
+    atomic_fetch_sub(e->cache_used, atomic_load(&e->st_cache));
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
+    fp_block_table_destroy(e->blocks);
+    fp_region_info_cleanup(&e->info);
+    farpool_node_close(e->node);
+    free(e);
+    return status;
+}
+
+void fp_engine_stats(fp_engine_t *e, farpool_stats_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->faults = atomic_load(&e->st_faults);
+    s->minor_faults = atomic_load(&e->st_minor);
+    s->wp_faults = atomic_load(&e->st_wp);
+    s->blocks_fetched = atomic_load(&e->st_fetched);
+    s->bytes_in = atomic_load(&e->st_bytes_in);
+    s->bytes_out = atomic_load(&e->st_bytes_out);
+    s->evictions = atomic_load(&e->st_evictions);
+    s->writebacks = atomic_load(&e->st_writebacks);
+    s->fetch_errors = atomic_load(&e->st_fetch_errors);
+    s->cache_bytes = atomic_load(&e->st_cache);
+    s->cache_peak = atomic_load(&e->st_cache_peak);
+    s->fetch_p50_ns = lat_percentile(e, 0.50);
+    s->fetch_p99_ns = lat_percentile(e, 0.99);
+    s->fetch_max_ns = atomic_load(&e->lat_max);
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault engine of one mapped region: the userfaultfd reader, the fillers
+ * that fetch blocks from the memory node, the evictor that keeps the local
+ * cache within its budget, and the write-back of dirty blocks. engine.c's
+ * DESIGN section says how they fit together.
+ *
+ * Thread safety: fp_engine_start/sync/stop/stats may be called from any one
+ * thread at a time (the context serialises them); the mapped memory may be
+ * used by any number of threads.
+ */
+#ifndef FP_CLIENT_ENGINE_H
+#define FP_CLIENT_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <farpool/farpool.h>
+
+typedef struct fp_engine fp_engine_t;
+
+typedef struct fp_engine_params {
+    const char *node_addr;           /* the node holding the region */
+    const farpool_node_params_t *np; /* how to connect (secret, timeout) */
+    const char *region_name;         /* opened on the engine's own connection */
+    bool readonly;
+    _Atomic uint64_t *cache_used; /* the context's cache bytes in use, shared */
+    uint64_t cache_budget;        /* the context's budget */
+} fp_engine_params_t;
+
+/*
+ * Map the region and start its engine thread; *@addr_p is the mapping.
+ * FP_ERR_UNSUPPORTED when the kernel lacks a needed userfaultfd feature.
+ */
+fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engine_p,
+                            void **addr_p);
+
+/* Write back every dirty block. */
+fp_status_t fp_engine_sync(fp_engine_t *engine);
+
+/* Write back, stop the thread, unmap, release the cache. NULL is a no-op. */
+fp_status_t fp_engine_stop(fp_engine_t *engine);
+
+/* Counters (see farpool_stats_t). */
+void fp_engine_stats(fp_engine_t *engine, farpool_stats_t *stats_p);
+
+#endif /* FP_CLIENT_ENGINE_H */

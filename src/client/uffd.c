@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/* userfaultfd wrappers; see uffd.h. */
+#include "uffd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p)
+{
+    struct uffdio_api api;
+    bool user_mode_only = false;
+    int fd;
+
+    fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == EPERM) {
+        user_mode_only = true;
+        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    }
+    if (fd < 0) {
+        fp_error("userfaultfd: %s (is vm.unprivileged_userfaultfd 0 and "
+                 "UFFD_USER_MODE_ONLY unavailable?)",
+                 strerror(errno));
+        return errno == ENOSYS ? FP_ERR_UNSUPPORTED : FP_ERR_IO;
+    }
+    memset(&api, 0, sizeof(api));
+    api.api = UFFD_API;
+    api.features = FP_UFFD_FEATURES;
+    if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        fp_error("userfaultfd: the kernel lacks a needed feature (shmem minor faults, shmem "
+                 "write-protect or poison; Linux 6.6 or later): %s",
+                 strerror(errno));
+        close(fd);
+        return FP_ERR_UNSUPPORTED;
+    }
+    *fd_p = fd;
+    *user_mode_only_p = user_mode_only;
+    return FP_OK;
+}
+
+fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, bool wp)
+{
+    struct uffdio_register reg;
+
+    memset(&reg, 0, sizeof(reg));
+    reg.range.start = (uintptr_t)addr;
+    reg.range.len = len;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR |
+               (wp ? UFFDIO_REGISTER_MODE_WP : 0);
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+        fp_error("userfaultfd register %p+%llu: %s", addr, (unsigned long long)len,
+                 strerror(errno));
+        return FP_ERR_IO;
+    }
+    return FP_OK;
+}
+
+fp_status_t fp_uffd_unregister(int fd, void *addr, uint64_t len)
+{
+    struct uffdio_range range = {(uintptr_t)addr, len};
+
+    return ioctl(fd, UFFDIO_UNREGISTER, &range) < 0 ? FP_ERR_IO : FP_OK;
+}
+
+fp_status_t fp_uffd_continue(int fd, void *addr, uint64_t len, bool wp, bool wake)
+{
+    struct uffdio_continue c;
+
+    memset(&c, 0, sizeof(c));
+    c.range.start = (uintptr_t)addr;
+    c.range.len = len;
+    c.mode = (wp ? UFFDIO_CONTINUE_MODE_WP : 0) | (wake ? 0 : UFFDIO_CONTINUE_MODE_DONTWAKE);
+    while (ioctl(fd, UFFDIO_CONTINUE, &c) < 0) {
+        if (errno == EAGAIN) {
+            /* Partly done (c.mapped bytes); the rest again. */
+            if (c.mapped > 0) {
+                c.range.start += (uint64_t)c.mapped;
+                c.range.len -= (uint64_t)c.mapped;
+            }
+            c.mapped = 0;
+            continue;
+        }
+        if (errno == EEXIST) {
+            /* Some pages were mapped already: map page by page, skip those. */
+            uint64_t page = 4096, end = c.range.start + c.range.len;
+            for (uint64_t a = c.range.start; a < end; a += page) {
+                struct uffdio_continue one = c;
+                one.range.start = a;
+                one.range.len = page;
+                one.mode |= UFFDIO_CONTINUE_MODE_DONTWAKE;
+                if (ioctl(fd, UFFDIO_CONTINUE, &one) < 0 && errno != EEXIST) {
+                    fp_error("UFFDIO_CONTINUE %#llx: %s", (unsigned long long)a, strerror(errno));
+                    return FP_ERR_IO;
+                }
+            }
+            return wake ? fp_uffd_wake(fd, addr, len) : FP_OK;
+        }
+        fp_error("UFFDIO_CONTINUE %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+        return FP_ERR_IO;
+    }
+    return FP_OK;
+}
+
+fp_status_t fp_uffd_writeprotect(int fd, void *addr, uint64_t len, bool protect, bool dontwake)
+{
+    struct uffdio_writeprotect w;
+
+    memset(&w, 0, sizeof(w));
+    w.range.start = (uintptr_t)addr;
+    w.range.len = len;
+    /* The kernel takes DONTWAKE only when removing protection. */
+    w.mode = protect    ? UFFDIO_WRITEPROTECT_MODE_WP
+             : dontwake ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE
+                        : 0;
+    if (ioctl(fd, UFFDIO_WRITEPROTECT, &w) < 0) {
+        fp_error("UFFDIO_WRITEPROTECT %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+        return FP_ERR_IO;
+    }
+    return FP_OK;
+}
+
+fp_status_t fp_uffd_poison(int fd, void *addr, uint64_t len)
+{
+    struct uffdio_poison p;
+
+    memset(&p, 0, sizeof(p));
+    p.range.start = (uintptr_t)addr;
+    p.range.len = len;
+    while (ioctl(fd, UFFDIO_POISON, &p) < 0) {
+        if (errno == EAGAIN && p.updated > 0) {
+            p.range.start += (uint64_t)p.updated;
+            p.range.len -= (uint64_t)p.updated;
+            p.updated = 0;
+            continue;
+        }
+        if (errno == EEXIST) {
+            /* Mapped pages keep their (good) bytes; poison the others one by one. */
+            uint64_t end = p.range.start + p.range.len;
+            for (uint64_t a = p.range.start; a < end; a += 4096) {
+                struct uffdio_poison one = p;
+                one.range.start = a;
+                one.range.len = 4096;
+                one.mode = UFFDIO_POISON_MODE_DONTWAKE;
+                if (ioctl(fd, UFFDIO_POISON, &one) < 0 && errno != EEXIST) {
+                    fp_error("UFFDIO_POISON %#llx: %s", (unsigned long long)a, strerror(errno));
+                    return FP_ERR_IO;
+                }
+            }
+            return fp_uffd_wake(fd, addr, len);
+        }
+        fp_error("UFFDIO_POISON %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+        return FP_ERR_IO;
+    }
+    return FP_OK;
+}
+
+fp_status_t fp_uffd_wake(int fd, void *addr, uint64_t len)
+{
+    struct uffdio_range range = {(uintptr_t)addr, len};
+
+    if (ioctl(fd, UFFDIO_WAKE, &range) < 0) {
+        fp_error("UFFDIO_WAKE %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+        return FP_ERR_IO;
+    }
+    return FP_OK;
+}
