@@ -62,6 +62,7 @@ typedef struct tcp_transport {
     int fd;
     bool broken;
     bool maybe_readable; /* the last recv() filled its buffer: more may be waiting */
+    int rcvtimeo_ms;     /* SO_RCVTIMEO now set on the socket, 0 = none */
     char peer[64];
 
     tcp_slot_t *slots;
@@ -193,6 +194,9 @@ static fp_status_t tcp_connect(const fp_addr_t *addr, const fp_transport_params_
         if (err != 0)
             goto err_connect;
     }
+    /* From here on every call says MSG_DONTWAIT, except the one wait in
+     * tcp_progress(), which sleeps in recv() itself rather than in poll() first. */
+    fcntl(t->fd, F_SETFL, fcntl(t->fd, F_GETFL) & ~O_NONBLOCK);
     *tp_p = &t->super;
     return FP_OK;
 
@@ -445,9 +449,10 @@ static void tcp_rx_finish(tcp_transport_t *t, unsigned *completed)
     (*completed)++;
 }
 
-/* Read payload straight into the destination buffers. */
-static fp_status_t tcp_rx_direct(tcp_transport_t *t)
+/* Read payload straight into the destination buffers; @flags: MSG_DONTWAIT or 0 (wait). */
+static fp_status_t tcp_rx_direct(tcp_transport_t *t, int flags)
 {
+    struct msghdr msg;
     struct iovec iov[FP_XFER_MAX_IOV];
     int cnt = 0;
     size_t want = t->rx_left;
@@ -463,7 +468,10 @@ static fp_status_t tcp_rx_direct(tcp_transport_t *t)
         want -= len;
         cnt++;
     }
-    n = readv(t->fd, iov, cnt);
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)cnt;
+    n = recvmsg(t->fd, &msg, flags);
     if (n < 0 && errno == EINTR)
         return FP_OK;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -485,14 +493,70 @@ static fp_status_t tcp_rx_direct(tcp_transport_t *t)
         }
     }
     t->rx_left -= (uint32_t)n;
+    if ((size_t)n < fp_iov_length(iov, cnt))
+        t->maybe_readable = false; /* drained */
     return FP_OK;
+}
+
+/*
+ * Read what the socket holds into the staging buffer (compacting it first).
+ * @flags: MSG_DONTWAIT, or 0 to wait up to SO_RCVTIMEO. FP_ERR_BUSY: nothing came.
+ */
+static fp_status_t tcp_fill(tcp_transport_t *t, int flags)
+{
+    ssize_t n;
+
+    if (t->rpos > 0) {
+        memmove(t->rbuf, t->rbuf + t->rpos, t->rlen - t->rpos);
+        t->rlen -= t->rpos;
+        t->rpos = 0;
+    }
+    do {
+        n = recv(t->fd, t->rbuf + t->rlen, TCP_STAGING_SIZE - t->rlen, flags);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        t->maybe_readable = false;
+        return FP_ERR_BUSY;
+    }
+    if (n == 0) {
+        fp_debug("connection to %s closed by peer", t->peer);
+        return FP_ERR_NOT_CONNECTED;
+    }
+    if (n < 0) {
+        fp_debug("recv from %s: %s", t->peer, strerror(errno));
+        return FP_ERR_NOT_CONNECTED;
+    }
+    t->maybe_readable = (size_t)n == TCP_STAGING_SIZE - t->rlen;
+    t->rlen += (size_t)n;
+    return FP_OK;
+}
+
+/*
+ * Sleep until the node sends something or @wait_ms (-1: forever) pass, inside
+ * recv() itself: one system call where poll() and recv() would be two. Large
+ * payloads land in place. Waits in slices of at most WAIT_SLICE_MS so that the
+ * SO_RCVTIMEO it needs rarely changes. FP_ERR_BUSY: the slice passed quietly.
+ */
+#define WAIT_SLICE_MS 100
+static fp_status_t tcp_wait_recv(tcp_transport_t *t, int wait_ms)
+{
+    int slice = wait_ms < 0 || wait_ms > WAIT_SLICE_MS ? WAIT_SLICE_MS : wait_ms;
+
+    if (slice != t->rcvtimeo_ms) {
+        struct timeval tv = {slice / 1000, (slice % 1000) * 1000};
+        if (setsockopt(t->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+            return FP_ERR_IO;
+        t->rcvtimeo_ms = slice;
+    }
+    if (t->rx_in_payload && t->rpos == t->rlen && t->rx_left >= TCP_DIRECT_MIN)
+        return tcp_rx_direct(t, 0);
+    return tcp_fill(t, 0);
 }
 
 /* Receive and dispatch what the socket holds. FP_ERR_BUSY: nothing more now. */
 static fp_status_t tcp_receive(tcp_transport_t *t, unsigned *completed)
 {
     fp_status_t status;
-    ssize_t n;
 
     for (;;) {
         size_t avail = t->rlen - t->rpos;
@@ -503,7 +567,9 @@ static fp_status_t tcp_receive(tcp_transport_t *t, unsigned *completed)
                 tcp_rx_copy(t, t->rbuf + t->rpos, take);
                 t->rpos += take;
             } else if (t->rx_left >= TCP_DIRECT_MIN) {
-                status = tcp_rx_direct(t);
+                if (!t->maybe_readable)
+                    return FP_ERR_BUSY;
+                status = tcp_rx_direct(t, MSG_DONTWAIT);
                 if (status != FP_OK)
                     return status;
             }
@@ -511,7 +577,8 @@ static fp_status_t tcp_receive(tcp_transport_t *t, unsigned *completed)
                 tcp_rx_finish(t, completed);
                 continue;
             }
-            if (t->rpos < t->rlen)
+            /* The staged bytes are used up: a large rest goes straight into place. */
+            if (t->rpos < t->rlen || t->rx_left >= TCP_DIRECT_MIN)
                 continue;
         } else if (avail >= FP_PROTO_HDR_SIZE) {
             status = tcp_rx_header(t, t->rbuf + t->rpos);
@@ -523,29 +590,15 @@ static fp_status_t tcp_receive(tcp_transport_t *t, unsigned *completed)
             continue;
         }
 
-        /* Need more bytes: compact and refill the staging buffer. */
-        if (t->rpos > 0) {
-            memmove(t->rbuf, t->rbuf + t->rpos, t->rlen - t->rpos);
-            t->rlen -= t->rpos;
-            t->rpos = 0;
-        }
-        n = recv(t->fd, t->rbuf + t->rlen, TCP_STAGING_SIZE - t->rlen, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        /* Need more bytes. None are owed, or the last read drained the socket:
+         * do not pay for a recv() that would say EAGAIN; poll() says when. */
+        if (t->inflight == 0)
             t->maybe_readable = false;
+        if (!t->maybe_readable)
             return FP_ERR_BUSY;
-        }
-        if (n == 0) {
-            fp_debug("connection to %s closed by peer", t->peer);
-            return FP_ERR_NOT_CONNECTED;
-        }
-        if (n < 0) {
-            fp_debug("recv from %s: %s", t->peer, strerror(errno));
-            return FP_ERR_NOT_CONNECTED;
-        }
-        t->maybe_readable = (size_t)n == TCP_STAGING_SIZE - t->rlen;
-        t->rlen += (size_t)n;
+        status = tcp_fill(t, MSG_DONTWAIT);
+        if (status != FP_OK)
+            return status;
     }
 }
 
@@ -570,7 +623,7 @@ static fp_status_t tcp_progress(fp_transport_t *tp, int timeout_ms, unsigned *co
             tcp_break(t, status, &completed);
             goto out_broken;
         }
-        if (t->maybe_readable || t->rlen > t->rpos) {
+        if (t->maybe_readable || t->rlen > t->rpos || (t->rx_in_payload && t->rx_left == 0)) {
             status = tcp_receive(t, &completed);
             if (status != FP_OK && status != FP_ERR_BUSY) {
                 tcp_break(t, status, &completed);
@@ -590,8 +643,18 @@ static fp_status_t tcp_progress(fp_transport_t *tp, int timeout_ms, unsigned *co
             }
             wait_ms = (int)((deadline - now + FP_NS_PER_MS - 1) / FP_NS_PER_MS);
         }
+        if (t->sq_head == NULL && t->siov_pos == t->siov_cnt) {
+            /* Only replies to wait for: sleep in recv(). */
+            status = tcp_wait_recv(t, wait_ms);
+            if (status == FP_OK)
+                continue;
+            if (status == FP_ERR_BUSY)
+                continue; /* a quiet slice: check the deadline */
+            tcp_break(t, status, &completed);
+            goto out_broken;
+        }
         pfd.fd = t->fd;
-        pfd.events = POLLIN | (t->sq_head != NULL || t->siov_pos < t->siov_cnt ? POLLOUT : 0);
+        pfd.events = POLLIN | POLLOUT;
         pfd.revents = 0;
         rc = poll(&pfd, 1, wait_ms);
         if (rc < 0 && errno != EINTR) {
