@@ -48,14 +48,14 @@ static void test_transitions(void **state)
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_DIRTY);
 
     /* Only block 2 is resident; it was just accessed, so CLOCK spares it once. */
-    assert_true(fp_block_evict_pick(t, NULL, NULL, &idx, &was));
+    assert_true(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was));
     assert_int_equal(idx, 2);
     assert_int_equal(was, FP_BLOCK_DIRTY);
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_WRITEBACK);
-    assert_false(fp_block_evict_pick(t, NULL, NULL, &idx, &was)); /* nothing else to take */
+    assert_false(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was)); /* nothing else to take */
     fp_block_writeback_done(t, 2, false, false);
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_DIRTY);
-    assert_true(fp_block_evict_pick(t, NULL, NULL, &idx, &was));
+    assert_true(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was));
     fp_block_writeback_done(t, 2, true, false);
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_EVICTING);
     fp_block_evict_done(t, 2);
@@ -88,13 +88,13 @@ static void test_clock_spares_used_blocks(void **state)
         fp_block_fill_done(t, i, true);
     }
     /* Every block was just used: the first sweep clears all bits and takes 0. */
-    assert_true(fp_block_evict_pick(t, NULL, NULL, &idx, &was));
+    assert_true(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was));
     assert_int_equal(idx, 0);
     fp_block_evict_done(t, idx);
     /* Block 1, now the oldest (FIFO's next victim), stays hot while 2..7 go. */
     for (int round = 0; round < 6; round++) {
         fp_block_touch(t, 1);
-        assert_true(fp_block_evict_pick(t, NULL, NULL, &idx, &was));
+        assert_true(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was));
         assert_int_not_equal(idx, 1);
         assert_int_equal(was, FP_BLOCK_RESIDENT);
         assert_int_equal(idx, (uint64_t)round + 2);
@@ -234,7 +234,7 @@ static void *stress_evictor(void *arg)
     while (!atomic_load(&s->stop)) {
         uint64_t b;
         fp_block_state_t was;
-        if (!fp_block_evict_pick(s->r.table, NULL, NULL, &b, &was))
+        if (!fp_block_evict_pick(s->r.table, NULL, NULL, NULL, &b, &was))
             continue;
         if (was == FP_BLOCK_DIRTY)
             fp_block_writeback_done(s->r.table, b, true, false);

@@ -210,6 +210,26 @@ FARPOOL_API void farpool_region_close(farpool_region_t *region);
 FARPOOL_API uint64_t farpool_region_size(const farpool_region_t *region);
 FARPOOL_API uint32_t farpool_region_granule(const farpool_region_t *region);
 
+/**
+ * Hint: the bytes [@addr, @addr+@len) of mapped @region will be needed soon.
+ * Returns at once; the blocks are fetched in the background, as many at once
+ * as the connection allows, and enter the cache cold (first to go if unused).
+ * A fault on a block still in flight waits for it; it is never fetched twice.
+ * Prefetching stops short of pushing used blocks out: the budget holds.
+ */
+FARPOOL_API fp_status_t farpool_prefetch(farpool_region_t *region, const void *addr, size_t len);
+
+/** Wait until every prefetch asked for on @region has landed (or cannot, for want of room). */
+FARPOOL_API fp_status_t farpool_prefetch_wait(farpool_region_t *region);
+
+/**
+ * Hint: the bytes [@addr, @addr+@len) are not needed any more (an expert
+ * unloaded). Dirty blocks among them are written back, then every cached block
+ * of the range is dropped; returns when that is done. Later accesses fetch
+ * again.
+ */
+FARPOOL_API fp_status_t farpool_release(farpool_region_t *region, const void *addr, size_t len);
+
 /** Counters of a mapped region since it was mapped. */
 typedef struct farpool_stats {
     uint64_t faults;         /* missing-page faults handled (fetches and waits) */
@@ -226,6 +246,10 @@ typedef struct farpool_stats {
     uint64_t fetch_p50_ns;   /* fetch latency percentiles (fault to data mapped) */
     uint64_t fetch_p99_ns;
     uint64_t fetch_max_ns;
+    uint64_t prefetch_issued; /* blocks fetched ahead of use (automatic or hinted) */
+    uint64_t prefetch_used;   /* ...then used: accuracy = used / issued */
+    uint64_t prefetch_wasted; /* ...evicted or released without being used */
+    uint64_t prefetch_late;   /* ...touched while still in flight (waited, not refetched) */
 } farpool_stats_t;
 
 FARPOOL_API fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p);

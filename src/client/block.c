@@ -121,8 +121,23 @@ bool fp_block_mark_dirty(fp_block_table_t *table, uint64_t index)
                                                    memory_order_acquire);
 }
 
-bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare, void *arg,
-                         uint64_t *index_p, fp_block_state_t *was_p)
+bool fp_block_evict_begin(fp_block_table_t *table, uint64_t index, fp_block_state_t *was_p)
+{
+    fp_block_t *b = &table->blocks[index];
+    uint32_t s = atomic_load(&b->state);
+
+    if (s != FP_BLOCK_RESIDENT && s != FP_BLOCK_DIRTY)
+        return false;
+    if (!atomic_compare_exchange_strong(
+            &b->state, &s, s == FP_BLOCK_DIRTY ? FP_BLOCK_WRITEBACK : FP_BLOCK_EVICTING))
+        return false;
+    *was_p = (fp_block_state_t)s;
+    return true;
+}
+
+bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare,
+                         fp_block_keep_func_t keep, void *arg, uint64_t *index_p,
+                         fp_block_state_t *was_p)
 {
     for (uint64_t step = 0; step < 2 * table->nblocks; step++) {
         uint64_t i =
@@ -132,6 +147,8 @@ bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare, v
         uint32_t to;
 
         if (s != FP_BLOCK_RESIDENT && s != FP_BLOCK_DIRTY)
+            continue;
+        if (keep != NULL && keep(i, arg))
             continue;
         /* Second chance: a block used since the hand last passed is spared once. */
         if (atomic_exchange_explicit(&b->accessed, false, memory_order_relaxed)) {

@@ -85,6 +85,15 @@ static inline fp_block_state_t fp_block_state(fp_block_table_t *table, uint64_t 
  */
 fp_block_claim_t fp_block_claim(fp_block_table_t *table, uint64_t index);
 
+/* Claim an ABSENT block for a fetch without waiting: false if it is in any other state. */
+static inline bool fp_block_try_claim(fp_block_table_t *table, uint64_t index)
+{
+    uint32_t expected = FP_BLOCK_ABSENT;
+
+    return atomic_compare_exchange_strong(&table->blocks[index].state, &expected,
+                                          FP_BLOCK_FETCHING);
+}
+
 /* End the fetch claimed on @index: RESIDENT on success, ABSENT on failure; wakes waiters. */
 void fp_block_fill_done(fp_block_table_t *table, uint64_t index, bool ok);
 
@@ -103,14 +112,30 @@ bool fp_block_mark_dirty(fp_block_table_t *table, uint64_t index);
  * table; false when no block can be taken (all in transit or absent).
  */
 typedef void (*fp_block_spare_func_t)(uint64_t index, void *arg);
+typedef bool (*fp_block_keep_func_t)(uint64_t index, void *arg);
 
 /*
  * @spare (may be NULL) is called for each resident block the hand spares
  * because its access bit was set: the fault engine uses it to unmap the block
- * so that its next use is seen again.
+ * so that its next use is seen again. Blocks for which @keep (may be NULL)
+ * returns true are passed over untouched.
  */
-bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare, void *arg,
-                         uint64_t *index_p, fp_block_state_t *was_p);
+bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare,
+                         fp_block_keep_func_t keep, void *arg, uint64_t *index_p,
+                         fp_block_state_t *was_p);
+
+/*
+ * Take block @index out of the cache by request (a release): RESIDENT ->
+ * EVICTING or DIRTY -> WRITEBACK, as fp_block_evict_pick() would. False if the
+ * block is in neither state.
+ */
+bool fp_block_evict_begin(fp_block_table_t *table, uint64_t index, fp_block_state_t *was_p);
+
+/* Clear the access bit: a block brought in ahead of use enters the cache cold. */
+static inline void fp_block_cool(fp_block_table_t *table, uint64_t index)
+{
+    atomic_store_explicit(&table->blocks[index].accessed, false, memory_order_relaxed);
+}
 
 /* DIRTY -> WRITEBACK, to write a block back and keep it (a sync). False if not DIRTY. */
 bool fp_block_writeback_begin(fp_block_table_t *table, uint64_t index);

@@ -259,6 +259,49 @@ uint32_t farpool_region_granule(const farpool_region_t *region)
     return region->granule;
 }
 
+/* Check that [addr, addr+len) lies in mapped @region; its offset in *off_p. */
+static fp_status_t region_range(farpool_region_t *region, const void *addr, size_t len,
+                                uint64_t *off_p)
+{
+    uintptr_t a = (uintptr_t)addr, base = (uintptr_t)region->addr;
+
+    if (region->engine == NULL)
+        return FP_ERR_INVALID_PARAM;
+    if (a < base || a - base > region->size || len > region->size - (a - base))
+        return FP_ERR_OUT_OF_RANGE;
+    *off_p = a - base;
+    return FP_OK;
+}
+
+fp_status_t farpool_prefetch(farpool_region_t *region, const void *addr, size_t len)
+{
+    uint64_t off;
+    fp_status_t status;
+
+    if (region == NULL)
+        return FP_ERR_INVALID_PARAM;
+    status = region_range(region, addr, len, &off);
+    return status == FP_OK ? fp_engine_prefetch(region->engine, off, len) : status;
+}
+
+fp_status_t farpool_prefetch_wait(farpool_region_t *region)
+{
+    if (region == NULL || region->engine == NULL)
+        return FP_ERR_INVALID_PARAM;
+    return fp_engine_prefetch_wait(region->engine);
+}
+
+fp_status_t farpool_release(farpool_region_t *region, const void *addr, size_t len)
+{
+    uint64_t off;
+    fp_status_t status;
+
+    if (region == NULL)
+        return FP_ERR_INVALID_PARAM;
+    status = region_range(region, addr, len, &off);
+    return status == FP_OK ? fp_engine_release(region->engine, off, len) : status;
+}
+
 fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p)
 {
     if (region == NULL || stats_p == NULL)

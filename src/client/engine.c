@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "block.h"
+#include "prefetch.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "node.h"
@@ -72,18 +73,36 @@
 #define MAX_RANGES      40 /* ranges of one block: 2 MiB over 64 KiB slabs, + head split */
 #define UFFD_MSG_BATCH  64
 #define LAT_BUCKETS     256 /* quarter-octaves of nanoseconds */
+#define DEMAND_RESERVE  8   /* fetch slots prefetching leaves to demand faults */
+#define HINTS_MAX       256 /* farpool_prefetch() ranges queued */
+#define AUTO_WINDOW_MAX 32  /* blocks the automatic prefetcher reads ahead at most */
+
+/* Per-block prefetch flags (engine thread only). */
+#define PF_INFLIGHT 0x1 /* being fetched ahead of use */
+#define PF_UNUSED   0x2 /* fetched ahead, not touched yet */
+#define PF_LATE     0x4 /* touched while still in flight */
+#define PF_FETCHING                                                                                \
+    0x8 /* a fetch of it is on the wire (FETCHING without it: claimed by a                         \
+         * farpool_prefetch() hint, not issued yet) */
 
 typedef enum engine_cmd {
     CMD_NONE = 0,
     CMD_SYNC,
     CMD_STOP,
+    CMD_RELEASE,
+    CMD_PREFETCH_WAIT,
 } engine_cmd_t;
+
+typedef struct hint {
+    uint64_t first, end; /* blocks [first, end) */
+} hint_t;
 
 typedef struct fetch {
     struct fp_engine *e;
     uint64_t block;
     uint64_t start_ns;
-    int pending; /* xfers outstanding */
+    bool prefetch; /* ahead of use: no head part, enters the cache cold and unmapped */
+    int pending;   /* xfers outstanding */
     fp_status_t status;
     bool head_mapped;
     uint64_t head_off, head_len; /* region offset and length of the head part */
@@ -106,7 +125,11 @@ struct fp_engine {
     fp_block_table_t *blocks;
     fetch_t fetches[MAX_FETCHES];
     fetch_t *free_fetches;
-    unsigned nfetching;
+    unsigned nfetching, nprefetching;
+    uint8_t *pf;         /* PF_* flags per block */
+    fp_prefetch_t trend; /* the automatic prefetcher */
+    hint_t cur_hint;     /* the explicit prefetch being issued; first == end: none */
+    bool pfwait;         /* a farpool_prefetch_wait() is waiting */
     _Atomic uint64_t *cache_used;
     uint64_t cache_budget;
     pthread_t thread;
@@ -114,13 +137,17 @@ struct fp_engine {
     /* Commands from the application's thread. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    engine_cmd_t cmd;       /* guarded by lock */
-    bool cmd_done;          /* guarded by lock */
-    fp_status_t cmd_status; /* guarded by lock */
+    engine_cmd_t cmd;           /* guarded by lock */
+    uint64_t cmd_off, cmd_len;  /* guarded by lock: the range of CMD_RELEASE */
+    bool cmd_done;              /* guarded by lock */
+    fp_status_t cmd_status;     /* guarded by lock */
+    hint_t hints[HINTS_MAX];    /* guarded by lock: farpool_prefetch() ranges, a ring */
+    unsigned hint_head, nhints; /* guarded by lock */
 
     /* Counters, written by the engine thread, read by anyone. */
     _Atomic uint64_t st_faults, st_minor, st_wp, st_fetched, st_bytes_in, st_bytes_out;
     _Atomic uint64_t st_evictions, st_writebacks, st_fetch_errors, st_cache, st_cache_peak;
+    _Atomic uint64_t st_pf_issued, st_pf_used, st_pf_wasted, st_pf_late;
     _Atomic uint64_t lat_hist[LAT_BUCKETS];
     _Atomic uint64_t lat_max;
 };
@@ -249,6 +276,8 @@ static void fetch_release(fp_engine_t *e, fetch_t *f)
     f->next_free = e->free_fetches;
     e->free_fetches = f;
     e->nfetching--;
+    if (f->prefetch)
+        e->nprefetching--;
 }
 
 /*
@@ -267,6 +296,7 @@ static void fail_block(fp_engine_t *e, uint64_t b, fp_status_t status)
     fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
     fp_uffd_poison(e->uffd, e->map + off, len);
     cache_add(e, -(int64_t)e->granule);
+    e->pf[b] = 0;
     fp_block_fill_done(e->blocks, b, false);
 }
 
@@ -277,6 +307,33 @@ static void fetch_finish(fetch_t *f)
     fp_status_t status = f->status;
 
     fp_trace("region %s: block %" PRIu64 " fetched: %s", e->name, b, fp_status_string(status));
+    e->pf[b] &= (uint8_t)~PF_FETCHING;
+    if (f->prefetch) {
+        e->pf[b] &= (uint8_t)~PF_INFLIGHT;
+        if (status == FP_OK) {
+            /* Cold and unmapped: its first use is a minor fault, which says it was used. */
+            atomic_fetch_add_explicit(&e->st_fetched, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&e->st_bytes_in, block_len(e, b), memory_order_relaxed);
+            lat_record(e, fp_time_ns() - f->start_ns);
+            if (!(e->pf[b] & PF_LATE))
+                e->pf[b] |= PF_UNUSED;
+            e->pf[b] &= (uint8_t)~PF_LATE;
+            fp_block_fill_done(e->blocks, b, true);
+            fp_block_cool(e->blocks, b);
+        } else {
+            /* A guess that failed costs nothing: drop it; a real access will fetch
+             * (and, if the node is really gone, fail loudly) on its own. */
+            fp_warn("region %s: prefetch of block %" PRIu64 " failed: %s", e->name, b,
+                    fp_status_string(status));
+            e->pf[b] = 0;
+            fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+            cache_add(e, -(int64_t)e->granule);
+            fp_block_fill_done(e->blocks, b, false);
+        }
+        fp_uffd_wake(e->uffd, e->map + off, len);
+        fetch_release(e, f);
+        return;
+    }
     if (status == FP_OK) {
         /* Map what the head did not. */
         if (f->head_mapped) {
@@ -435,6 +492,24 @@ static fp_status_t writeback_block(fp_engine_t *e, uint64_t b)
     return FP_OK;
 }
 
+/* Block @b leaves the cache: if it was fetched ahead and never used, that guess was wasted. */
+static void note_dropped(fp_engine_t *e, uint64_t b)
+{
+    if (e->pf[b] & PF_UNUSED) {
+        atomic_fetch_add_explicit(&e->st_pf_wasted, 1, memory_order_relaxed);
+        fp_prefetch_wasted(&e->trend);
+    }
+    e->pf[b] = 0;
+}
+
+/* Prefetch-driven eviction passes over blocks fetched ahead and not used yet. */
+static bool keep_unused(uint64_t b, void *arg)
+{
+    fp_engine_t *e = arg;
+
+    return (e->pf[b] & PF_UNUSED) != 0;
+}
+
 /* CLOCK spared block @b: unmap it so that its next use is a minor fault. */
 static void spare_block(uint64_t b, void *arg)
 {
@@ -443,27 +518,26 @@ static void spare_block(uint64_t b, void *arg)
     madvise(e->map + block_off(e, b), block_map_len(e, b), MADV_DONTNEED);
 }
 
-/* Drop one block from the cache. False if there was none to drop. */
-static bool evict_one(fp_engine_t *e)
+/*
+ * Drop block @b, taken by fp_block_evict_pick/_begin (it was @was), from the
+ * cache, writing it back first if dirty. False if the write-back failed: the
+ * block then stays, DIRTY, since it holds the only copy of its bytes.
+ */
+static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
 {
-    fp_block_state_t was;
-    uint64_t b, off, len;
+    uint64_t off = block_off(e, b), len = block_map_len(e, b);
 
-    if (!fp_block_evict_pick(e->blocks, spare_block, e, &b, &was))
-        return false;
-    off = block_off(e, b);
-    len = block_map_len(e, b);
     if (was == FP_BLOCK_DIRTY) {
         fp_status_t status = fp_uffd_writeprotect(e->uffd, e->map + off, len, true, true);
         if (status == FP_OK)
             status = writeback_block(e, b);
         fp_block_writeback_done(e->blocks, b, status == FP_OK, false);
         if (status != FP_OK) {
-            /* Keep the only copy of those bytes; writes may go on. */
             fp_uffd_writeprotect(e->uffd, e->map + off, len, false, false);
             return false;
         }
     }
+    note_dropped(e, b);
     fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
     cache_add(e, -(int64_t)e->granule);
     atomic_fetch_add_explicit(&e->st_evictions, 1, memory_order_relaxed);
@@ -473,32 +547,67 @@ static bool evict_one(fp_engine_t *e)
     return true;
 }
 
-/* Start fetching block @b, which faulted at region offset @fault_off. */
-static void start_fetch(fp_engine_t *e, uint64_t b, uint64_t fault_off)
+/*
+ * Drop one block from the cache, chosen by CLOCK; for a prefetch (@for_prefetch)
+ * never one fetched ahead and not used yet. False if there was none to drop.
+ */
+static bool evict_one(fp_engine_t *e, bool for_prefetch)
+{
+    fp_block_state_t was;
+    uint64_t b;
+
+    if (!fp_block_evict_pick(e->blocks, spare_block, for_prefetch ? keep_unused : NULL, e, &b,
+                             &was))
+        return false;
+    return evict_block(e, b, was);
+}
+
+/*
+ * Start fetching block @b: for a fault at region offset @fault_off, or ahead of
+ * use (@prefetch). A prefetch is skipped (false) when it would have to wait for
+ * a fetch slot or push out anything but cold blocks; a demand fetch never is.
+ */
+static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool prefetch, bool claimed)
 {
     uint64_t off = block_off(e, b), len = block_len(e, b);
     unsigned nrest = 0;
     fetch_t *f;
     fp_status_t status;
 
-    while (atomic_load(e->cache_used) + e->granule > e->cache_budget) {
-        if (!evict_one(e))
-            break; /* nothing evictable now: go over budget by this block */
+    /* Blocks in flight cannot be evicted: prefetches may hold at most a quarter
+     * of the budget, so that demand faults always find room. A hinted block
+     * someone already waits for (@claimed, not @prefetch-limited) goes at once. */
+    if (prefetch && (e->tp == NULL || e->nfetching >= MAX_FETCHES - DEMAND_RESERVE ||
+                     (uint64_t)(e->nprefetching + 1) * e->granule > e->cache_budget / 4))
+        return false;
+    for (int waits = 0; atomic_load(e->cache_used) + e->granule > e->cache_budget;) {
+        if (evict_one(e, prefetch))
+            continue;
+        if (prefetch)
+            return false;
+        /* Everything cached is in flight: let a fetch land so it can make room.
+         * Bounded, so that a cache smaller than the blocks its threads need at
+         * once goes over budget rather than stalling. */
+        if (e->nfetching == 0 || e->tp == NULL || ++waits > 50)
+            break;
+        engine_progress(e, 10);
     }
     while (e->free_fetches == NULL) {
         if (engine_progress(e, 100) != FP_OK && e->free_fetches == NULL)
             break;
     }
-    if (fp_block_claim(e->blocks, b) != FP_BLOCK_CLAIM_FETCH) {
-        fp_uffd_wake(e->uffd, e->map + off, block_map_len(e, b));
-        return;
+    if (!claimed && (fp_block_state(e->blocks, b) != FP_BLOCK_ABSENT ||
+                     fp_block_claim(e->blocks, b) != FP_BLOCK_CLAIM_FETCH)) {
+        if (!prefetch)
+            fp_uffd_wake(e->uffd, e->map + off, block_map_len(e, b));
+        return false;
     }
     cache_add(e, (int64_t)e->granule);
     f = e->free_fetches;
     if (f == NULL) {
         /* Every slot is stuck: only when the connection is gone. */
         fail_block(e, b, FP_ERR_NOT_CONNECTED);
-        return;
+        return false;
     }
     e->free_fetches = f->next_free;
     e->nfetching++;
@@ -507,12 +616,19 @@ static void start_fetch(fp_engine_t *e, uint64_t b, uint64_t fault_off)
     f->start_ns = fp_time_ns();
     f->status = FP_OK;
     f->head_mapped = false;
+    f->prefetch = prefetch;
     f->pending = 0;
+    e->pf[b] = (uint8_t)((e->pf[b] & PF_LATE) | PF_FETCHING);
+    if (prefetch) {
+        e->nprefetching++;
+        e->pf[b] |= PF_INFLIGHT;
+        atomic_fetch_add_explicit(&e->st_pf_issued, 1, memory_order_relaxed);
+    }
 
     /* Pages come from the node into the page cache through stage; allocate them at once. */
     madvise(e->stage + off, block_map_len(e, b), MADV_POPULATE_WRITE);
 
-    if (len <= HEAD_SIZE) {
+    if (len <= HEAD_SIZE || prefetch) {
         f->head_off = off;
         f->head_len = len;
         fetch_xfer_init(f, 0, add_ranges(e, off, len, f->ranges[0], f->iov[0], 0));
@@ -541,6 +657,96 @@ static void start_fetch(fp_engine_t *e, uint64_t b, uint64_t fault_off)
             break;
         }
     }
+    return true;
+}
+
+/* A first touch of block @b: feed the trend detector and read ahead along it. */
+static void note_access(fp_engine_t *e, uint64_t b)
+{
+    uint64_t plan[AUTO_WINDOW_MAX];
+    int64_t trend = fp_prefetch_record(&e->trend, b);
+    unsigned n = fp_prefetch_plan(&e->trend, b, trend, e->nblocks, plan, AUTO_WINDOW_MAX);
+
+    for (unsigned i = 0; i < n; i++) {
+        if (fp_block_state(e->blocks, plan[i]) == FP_BLOCK_ABSENT &&
+            !fetch_begin(e, plan[i], 0, true, false))
+            break;
+    }
+}
+
+/* Block @b was claimed by a farpool_prefetch() hint and its fetch is not issued yet. */
+static bool hint_queued(fp_engine_t *e, uint64_t b)
+{
+    return fp_block_state(e->blocks, b) == FP_BLOCK_FETCHING && !(e->pf[b] & PF_FETCHING);
+}
+
+/* Give up hinted blocks not issued yet in [first, end): they become ABSENT again. */
+static void hint_cancel(fp_engine_t *e, uint64_t first, uint64_t end)
+{
+    for (uint64_t b = first; b < end; b++) {
+        if (hint_queued(e, b)) {
+            fp_block_fill_done(e->blocks, b, false);
+            fp_uffd_wake(e->uffd, e->map + block_off(e, b), block_map_len(e, b));
+        }
+    }
+}
+
+/* Issue queued farpool_prefetch() ranges while slots and cache room allow. */
+static void issue_hints(fp_engine_t *e)
+{
+    for (;;) {
+        if (e->cur_hint.first == e->cur_hint.end) {
+            pthread_mutex_lock(&e->lock);
+            if (e->nhints > 0) {
+                e->cur_hint = e->hints[e->hint_head];
+                e->hint_head = (e->hint_head + 1) % HINTS_MAX;
+                e->nhints--;
+                pthread_cond_broadcast(&e->cond); /* room in the queue */
+            }
+            pthread_mutex_unlock(&e->lock);
+            if (e->cur_hint.first == e->cur_hint.end)
+                return;
+        }
+        while (e->cur_hint.first < e->cur_hint.end) {
+            uint64_t b = e->cur_hint.first;
+            /* Still claimed and not issued (a fault may have pulled it forward, a
+             * release cancelled it): issue it. */
+            if (hint_queued(e, b) && !fetch_begin(e, b, 0, true, true))
+                return; /* no slot or no room now: go on when fetches complete */
+            e->cur_hint.first++;
+        }
+    }
+}
+
+static bool hints_pending(fp_engine_t *e)
+{
+    bool pending;
+
+    pthread_mutex_lock(&e->lock);
+    pending = e->nhints > 0;
+    pthread_mutex_unlock(&e->lock);
+    return pending || e->cur_hint.first != e->cur_hint.end;
+}
+
+/* Drop blocks [first, end) from the cache, writing dirty ones back first. */
+static fp_status_t release_range(fp_engine_t *e, uint64_t first, uint64_t end)
+{
+    fp_status_t first_error = FP_OK;
+
+    for (uint64_t b = first; b < end; b++) {
+        fp_block_state_t was;
+
+        /* A hinted block not issued yet is simply given up; one in flight is
+         * waited for, then dropped like the others. */
+        hint_cancel(e, b, b + 1);
+        while (fp_block_state(e->blocks, b) == FP_BLOCK_FETCHING && e->tp != NULL)
+            engine_progress(e, 100);
+        if (!fp_block_evict_begin(e->blocks, b, &was))
+            continue;
+        if (!evict_block(e, b, was) && first_error == FP_OK)
+            first_error = FP_ERR_IO;
+    }
+    return first_error;
 }
 
 static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
@@ -569,11 +775,34 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
         /* Other states: the write waits until the block settles; it is woken then. */
         return;
     }
+    if (state == FP_BLOCK_FETCHING && !(e->pf[b] & PF_FETCHING)) {
+        /* Claimed by a hint that is still queued, and wanted now: issue it now. */
+        e->pf[b] |= PF_LATE;
+        atomic_fetch_add_explicit(&e->st_pf_late, 1, memory_order_relaxed);
+        fetch_begin(e, b, off, true, true);
+        note_access(e, b);
+        return;
+    }
+    if ((state == FP_BLOCK_FETCHING) && (e->pf[b] & PF_INFLIGHT) && !(e->pf[b] & PF_LATE)) {
+        /* Touched while its prefetch is on the wire: late, but no second fetch. */
+        e->pf[b] |= PF_LATE;
+        atomic_fetch_add_explicit(&e->st_pf_late, 1, memory_order_relaxed);
+        note_access(e, b);
+    }
     if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
         atomic_fetch_add_explicit(&e->st_minor, 1, memory_order_relaxed);
         if (state == FP_BLOCK_RESIDENT || state == FP_BLOCK_DIRTY) {
+            bool first_use = (e->pf[b] & PF_UNUSED) != 0;
+            /* Mark it used and map it before reading ahead: the prefetches that
+             * follow may evict, and must not take this block from under us. */
             fp_block_touch(e->blocks, b);
             map_range(e, boff, blen, state == FP_BLOCK_RESIDENT);
+            if (first_use) {
+                e->pf[b] &= (uint8_t)~PF_UNUSED;
+                atomic_fetch_add_explicit(&e->st_pf_used, 1, memory_order_relaxed);
+                fp_prefetch_used(&e->trend);
+                note_access(e, b);
+            }
             return;
         }
         if (state != FP_BLOCK_ABSENT)
@@ -583,7 +812,8 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
     }
     switch (state) {
     case FP_BLOCK_ABSENT:
-        start_fetch(e, b, off);
+        fetch_begin(e, b, off, false, false);
+        note_access(e, b);
         break;
     case FP_BLOCK_RESIDENT:
     case FP_BLOCK_DIRTY:
@@ -648,6 +878,7 @@ static void *engine_thread(void *arg)
     for (;;) {
         struct pollfd pfd[3];
         engine_cmd_t cmd;
+        uint64_t off, len;
         int nfds = 2;
 
         pfd[0].fd = e->uffd;
@@ -659,7 +890,8 @@ static void *engine_thread(void *arg)
             pfd[2].events = POLLIN | (fp_transport_send_pending(e->tp) ? POLLOUT : 0);
             nfds = 3;
         }
-        if (poll(pfd, (nfds_t)nfds, -1) < 0 && errno != EINTR) {
+        /* While a prefetch-wait is pending, look again soon even if nothing stirs. */
+        if (poll(pfd, (nfds_t)nfds, e->pfwait ? 10 : -1) < 0 && errno != EINTR) {
             fp_error("region %s: poll: %s", e->name, strerror(errno));
             continue;
         }
@@ -667,6 +899,19 @@ static void *engine_thread(void *arg)
             engine_progress(e, 0);
         if (pfd[0].revents & POLLIN)
             read_faults(e);
+        issue_hints(e);
+        if (e->pfwait && e->nprefetching == 0 &&
+            (!hints_pending(e) || e->nfetching == 0 || e->tp == NULL)) {
+            /* Every prefetch has landed, or what is left cannot be issued for want
+             * of room (or of a node): either way, waiting longer changes nothing. */
+            e->pfwait = false;
+            pthread_mutex_lock(&e->lock);
+            e->cmd = CMD_NONE;
+            e->cmd_status = e->tp != NULL ? FP_OK : FP_ERR_NOT_CONNECTED;
+            e->cmd_done = true;
+            pthread_cond_broadcast(&e->cond);
+            pthread_mutex_unlock(&e->lock);
+        }
         if (!(pfd[1].revents & POLLIN))
             continue;
 
@@ -676,14 +921,28 @@ static void *engine_thread(void *arg)
         }
         pthread_mutex_lock(&e->lock);
         cmd = e->cmd;
+        off = e->cmd_off;
+        len = e->cmd_len;
         pthread_mutex_unlock(&e->lock);
         if (cmd == CMD_NONE)
+            continue; /* a new hint only */
+        if (cmd == CMD_PREFETCH_WAIT) {
+            e->pfwait = true; /* answered above once prefetches are done */
             continue;
+        }
         {
-            fp_status_t status = sync_all(e);
-            /* Stopping: let every fetch in flight finish first. */
-            while (cmd == CMD_STOP && e->nfetching > 0 && e->tp != NULL)
-                engine_progress(e, 100);
+            fp_status_t status;
+            if (cmd == CMD_RELEASE) {
+                status =
+                    release_range(e, off / e->granule, (off + len + e->granule - 1) / e->granule);
+            } else {
+                status = sync_all(e);
+                if (cmd == CMD_STOP)
+                    hint_cancel(e, 0, e->nblocks);
+                /* Stopping: let every fetch in flight finish first. */
+                while (cmd == CMD_STOP && e->nfetching > 0 && e->tp != NULL)
+                    engine_progress(e, 100);
+            }
             pthread_mutex_lock(&e->lock);
             e->cmd = CMD_NONE;
             e->cmd_status = status;
@@ -696,13 +955,17 @@ static void *engine_thread(void *arg)
     }
 }
 
-static fp_status_t engine_command(fp_engine_t *e, engine_cmd_t cmd)
+static fp_status_t engine_command(fp_engine_t *e, engine_cmd_t cmd, uint64_t off, uint64_t len)
 {
     uint64_t one = 1;
     fp_status_t status;
 
     pthread_mutex_lock(&e->lock);
+    while (e->cmd != CMD_NONE) /* one command at a time, whoever asks */
+        pthread_cond_wait(&e->cond, &e->lock);
     e->cmd = cmd;
+    e->cmd_off = off;
+    e->cmd_len = len;
     e->cmd_done = false;
     pthread_mutex_unlock(&e->lock);
     (void)!write(e->cmd_fd, &one, sizeof(one));
@@ -710,6 +973,7 @@ static fp_status_t engine_command(fp_engine_t *e, engine_cmd_t cmd)
     while (!e->cmd_done)
         pthread_cond_wait(&e->cond, &e->lock);
     status = e->cmd_status;
+    pthread_cond_broadcast(&e->cond); /* the next command may go */
     pthread_mutex_unlock(&e->lock);
     return status;
 }
@@ -748,6 +1012,12 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     status = fp_block_table_create(e->nblocks, &e->blocks);
     if (status != FP_OK)
         goto err_info;
+    e->pf = calloc(e->nblocks, 1);
+    if (e->pf == NULL) {
+        status = FP_ERR_NO_MEMORY;
+        goto err_blocks;
+    }
+    fp_prefetch_init(&e->trend, AUTO_WINDOW_MAX);
     for (int i = 0; i < MAX_FETCHES; i++) {
         e->fetches[i].next_free = e->free_fetches;
         e->free_fetches = &e->fetches[i];
@@ -810,6 +1080,7 @@ err_unmap:
     if (e->memfd >= 0)
         close(e->memfd);
 err_blocks:
+    free(e->pf);
     fp_block_table_destroy(e->blocks);
 err_info:
     fp_region_info_cleanup(&e->info);
@@ -822,7 +1093,7 @@ err_free:
 
 fp_status_t fp_engine_sync(fp_engine_t *e)
 {
-    return engine_command(e, CMD_SYNC);
+    return engine_command(e, CMD_SYNC, 0, 0);
 }
 
 fp_status_t fp_engine_stop(fp_engine_t *e)
@@ -831,7 +1102,7 @@ fp_status_t fp_engine_stop(fp_engine_t *e)
 
     if (e == NULL)
         return FP_OK;
-    status = engine_command(e, CMD_STOP);
+    status = engine_command(e, CMD_STOP, 0, 0);
     pthread_join(e->thread, NULL);
     fp_uffd_unregister(e->uffd, e->map, e->map_size);
     munmap(e->map, e->map_size);
@@ -843,6 +1114,7 @@ fp_status_t fp_engine_stop(fp_engine_t *e)
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     fp_block_table_destroy(e->blocks);
+    free(e->pf);
     fp_region_info_cleanup(&e->info);
     farpool_node_close(e->node);
     free(e);
@@ -866,4 +1138,50 @@ void fp_engine_stats(fp_engine_t *e, farpool_stats_t *s)
     s->fetch_p50_ns = lat_percentile(e, 0.50);
     s->fetch_p99_ns = lat_percentile(e, 0.99);
     s->fetch_max_ns = atomic_load(&e->lat_max);
+    s->prefetch_issued = atomic_load(&e->st_pf_issued);
+    s->prefetch_used = atomic_load(&e->st_pf_used);
+    s->prefetch_wasted = atomic_load(&e->st_pf_wasted);
+    s->prefetch_late = atomic_load(&e->st_pf_late);
+}
+
+/*
+ * Claim the absent blocks of [off, off+len) for prefetching, here in the
+ * caller's thread, so that from now on a fault on any of them waits for its
+ * fetch instead of issuing another; queue them for the engine, which issues
+ * them as slots and cache room allow. Returns at once (unless the queue is full).
+ */
+fp_status_t fp_engine_prefetch(fp_engine_t *e, uint64_t off, uint64_t len)
+{
+    uint64_t first = off / e->granule, end = (off + len + e->granule - 1) / e->granule;
+    uint64_t one = 1;
+
+    while (first < end) {
+        uint64_t run;
+
+        while (first < end && !fp_block_try_claim(e->blocks, first))
+            first++; /* cached or in flight already */
+        if (first == end)
+            break;
+        for (run = first + 1; run < end && fp_block_try_claim(e->blocks, run);)
+            run++;
+        pthread_mutex_lock(&e->lock);
+        while (e->nhints == HINTS_MAX)
+            pthread_cond_wait(&e->cond, &e->lock);
+        e->hints[(e->hint_head + e->nhints) % HINTS_MAX] = (hint_t){first, run};
+        e->nhints++;
+        pthread_mutex_unlock(&e->lock);
+        first = run;
+    }
+    (void)!write(e->cmd_fd, &one, sizeof(one));
+    return FP_OK;
+}
+
+fp_status_t fp_engine_prefetch_wait(fp_engine_t *e)
+{
+    return engine_command(e, CMD_PREFETCH_WAIT, 0, 0);
+}
+
+fp_status_t fp_engine_release(fp_engine_t *e, uint64_t off, uint64_t len)
+{
+    return engine_command(e, CMD_RELEASE, off, len);
 }

@@ -42,6 +42,15 @@ fp_status_t fp_engine_sync(fp_engine_t *engine);
 /* Write back, stop the thread, unmap, release the cache. NULL is a no-op. */
 fp_status_t fp_engine_stop(fp_engine_t *engine);
 
+/* Queue region bytes [off, off+len) for fetching in the background; returns at once. */
+fp_status_t fp_engine_prefetch(fp_engine_t *engine, uint64_t off, uint64_t len);
+
+/* Wait until every queued prefetch has landed (or cannot be issued for want of room). */
+fp_status_t fp_engine_prefetch_wait(fp_engine_t *engine);
+
+/* Drop region bytes [off, off+len) from the cache, writing dirty blocks back first. */
+fp_status_t fp_engine_release(fp_engine_t *engine, uint64_t off, uint64_t len);
+
 /* Counters (see farpool_stats_t). */
 void fp_engine_stats(fp_engine_t *engine, farpool_stats_t *stats_p);
 

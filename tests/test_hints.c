@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of prefetching: the automatic prefetcher on sequential, strided and
+ * random scans, and the hints API (farpool_prefetch, farpool_prefetch_wait,
+ * farpool_release), against a real farpoold on loopback.
+ *
+ * Coverage counts the blocks of a scan that a prefetch had asked for before
+ * the scan touched them (landed, or still in flight: then the access waits
+ * for that fetch instead of issuing its own); accuracy, the prefetched blocks
+ * that were used before being evicted.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <farpool/farpool.h>
+
+#include "client/uffd.h"
+#include "common/daemon.h"
+#include "common/pattern.h"
+
+static fp_test_daemon_t daemon_;
+
+static int group_setup(void **state)
+{
+    const char *const args[] = {"--capacity", "512M", "--slab-size", "16M", NULL};
+
+    (void)state;
+    return fp_test_daemon_start(args, &daemon_) == FP_OK ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return fp_test_daemon_stop(&daemon_) == 0 ? 0 : -1;
+}
+
+static farpool_context_t *context_new(uint64_t cache_bytes)
+{
+    const char *nodes[] = {daemon_.addr};
+    farpool_context_params_t p;
+    farpool_context_t *ctx = NULL;
+
+    memset(&p, 0, sizeof(p));
+    p.field_mask = FARPOOL_CONTEXT_PARAM_NODES | FARPOOL_CONTEXT_PARAM_CACHE_BYTES;
+    p.nodes = nodes;
+    p.nnodes = 1;
+    p.cache_bytes = cache_bytes;
+    assert_int_equal(farpool_context_create(&p, &ctx), FP_OK);
+    return ctx;
+}
+
+/* Read every word of block @b: a scan that really uses the bytes. */
+static uint64_t use_block(const uint64_t *mem, uint64_t b, uint32_t granule)
+{
+    uint64_t sum = 0;
+
+    for (size_t i = 0; i < granule / 8; i++)
+        sum += mem[b * (granule / 8) + i];
+    return sum;
+}
+
+static void print_stats(const char *what, const farpool_stats_t *st)
+{
+    fprintf(stderr,
+            "%s: faults %llu fetched %llu prefetch issued %llu used %llu late %llu wasted %llu\n",
+            what, (unsigned long long)st->faults, (unsigned long long)st->blocks_fetched,
+            (unsigned long long)st->prefetch_issued, (unsigned long long)st->prefetch_used,
+            (unsigned long long)st->prefetch_late, (unsigned long long)st->prefetch_wasted);
+}
+
+/* Scan every @stride-th block of a region 4x the cache; check coverage and accuracy. */
+static void scan(uint64_t stride, const char *name)
+{
+    const uint32_t granule = 64 << 10;
+    const uint64_t nblocks = 1024, budget = nblocks * granule / 4, warmup = 16;
+    farpool_context_t *ctx = context_new(budget);
+    farpool_region_t *region;
+    farpool_stats_t st;
+    volatile uint64_t sink = 0;
+    uint64_t touched = 0, covered;
+    void *addr;
+
+    assert_int_equal(farpool_region_create(ctx, name, nblocks * granule, granule, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    for (uint64_t b = 0; b < nblocks; b += stride) {
+        sink += use_block(addr, b, granule);
+        touched++;
+    }
+    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    print_stats(name, &st);
+    covered = st.prefetch_used + st.prefetch_late;
+    /* After the warm-up accesses that teach the trend, >= 90% were asked for ahead. */
+    assert_true(covered >= (touched - warmup) * 9 / 10);
+    /* At most 10% of what was prefetched went unused (the last window may overshoot). */
+    assert_true(st.prefetch_wasted * 10 <= st.prefetch_issued);
+    (void)sink;
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, name), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
+static void test_sequential_scan(void **state)
+{
+    (void)state;
+    scan(1, "seq");
+}
+
+static void test_strided_scans(void **state)
+{
+    char name[32];
+
+    (void)state;
+    for (uint64_t k = 2; k <= 16; k *= 2) {
+        snprintf(name, sizeof(name), "stride%llu", (unsigned long long)k);
+        scan(k, name);
+    }
+}
+
+static void test_random_stays_quiet(void **state)
+{
+    const uint32_t granule = 64 << 10;
+    const uint64_t nblocks = 4096, budget = nblocks * granule / 4;
+    farpool_context_t *ctx = context_new(budget);
+    farpool_region_t *region;
+    farpool_stats_t st;
+    volatile uint8_t *mem;
+    uint64_t seed = 99;
+    void *addr;
+
+    (void)state;
+    assert_int_equal(farpool_region_create(ctx, "random", nblocks * granule, granule, &region),
+                     FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    mem = addr;
+    for (int i = 0; i < 4000; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        (void)mem[((seed >> 20) % nblocks) * granule + (seed & 4095)];
+    }
+    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    print_stats("random", &st);
+    /* Wasted prefetch bytes at most 10% of the bytes fetched. */
+    assert_true(st.prefetch_wasted * granule * 10 <= st.bytes_in);
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "random"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
+static void test_prefetch_then_touch(void **state)
+{
+    const uint32_t granule = 2 << 20;
+    const uint64_t size = 64ull << 20;
+    farpool_context_t *ctx = context_new(256ull << 20);
+    farpool_region_t *region;
+    farpool_stats_t st;
+    void *addr;
+
+    (void)state;
+    assert_int_equal(farpool_region_create(ctx, "hinted", size, granule, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    fp_pattern_fill(addr, size, 11, 0, 1);
+    assert_int_equal(farpool_sync(region), FP_OK);
+    assert_int_equal(farpool_unmap(region), FP_OK);
+
+    /* A fresh mapping: nothing cached. Hint the second half, then touch it at once:
+     * every access is a hit or waits for the fetch the hint started. */
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    assert_int_equal(farpool_prefetch(region, (uint8_t *)addr + size / 2, size / 2), FP_OK);
+    FP_PATTERN_ASSERT((uint8_t *)addr + size / 2, size / 2, 11, size / 2, 1);
+    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    print_stats("hinted", &st);
+    assert_int_equal(st.blocks_fetched, (size / 2) / granule);  /* one fetch per block */
+    assert_int_equal(st.prefetch_issued, (size / 2) / granule); /* all of them by the hint */
+    assert_int_equal(st.prefetch_used + st.prefetch_late, (size / 2) / granule);
+
+    /* The first half, hinted and waited for, then touched: hits only. */
+    assert_int_equal(farpool_prefetch(region, addr, size / 2), FP_OK);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(st.blocks_fetched, size / granule);
+    FP_PATTERN_ASSERT(addr, size / 2, 11, 0, 1);
+    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(st.blocks_fetched, size / granule); /* nothing fetched on demand */
+
+    /* Out of range is refused. */
+    assert_int_equal(farpool_prefetch(region, (uint8_t *)addr + size, 1), FP_ERR_OUT_OF_RANGE);
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "hinted"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
+static void test_release_writes_back(void **state)
+{
+    const uint32_t granule = 64 << 10;
+    const uint64_t size = 16ull << 20, part = 4ull << 20;
+    farpool_context_t *ctx = context_new(64ull << 20), *other;
+    farpool_region_t *region, *view;
+    farpool_stats_t before, after;
+    void *addr, *other_addr;
+
+    (void)state;
+    assert_int_equal(farpool_region_create(ctx, "released", size, granule, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    fp_pattern_fill(addr, size, 13, 0, 2); /* all dirty, all cached */
+    assert_int_equal(farpool_region_stats(region, &before), FP_OK);
+    assert_int_equal(farpool_release(region, (uint8_t *)addr + part, part), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &after), FP_OK);
+    /* The cache shrank by exactly the released amount, after writing it back. */
+    assert_int_equal(before.cache_bytes - after.cache_bytes, part);
+    assert_int_equal(after.writebacks - before.writebacks, part / granule);
+
+    /* The released bytes are on the node: another context sees them. */
+    other = context_new(8ull << 20);
+    assert_int_equal(farpool_region_open(other, "released", FARPOOL_REGION_READONLY, &view), FP_OK);
+    assert_int_equal(farpool_map(view, &other_addr), FP_OK);
+    FP_PATTERN_ASSERT((uint8_t *)other_addr + part, part, 13, part, 2);
+    farpool_region_close(view);
+    farpool_context_destroy(other);
+
+    /* And the released range reads back right here too, fetched again. */
+    FP_PATTERN_ASSERT((uint8_t *)addr + part, part, 13, part, 2);
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "released"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sequential_scan),     cmocka_unit_test(test_strided_scans),
+        cmocka_unit_test(test_random_stays_quiet),  cmocka_unit_test(test_prefetch_then_touch),
+        cmocka_unit_test(test_release_writes_back),
+    };
+    int fd;
+    bool user_mode_only;
+
+    if (fp_uffd_open(&fd, &user_mode_only) == FP_ERR_UNSUPPORTED) {
+        fprintf(stderr, "test_hints: SKIP: this kernel lacks userfaultfd shmem minor faults, "
+                        "write-protect or poison (Linux 6.6+ needed)\n");
+        return 77;
+    }
+    close(fd);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
