@@ -231,12 +231,56 @@ static void test_release_writes_back(void **state)
     farpool_context_destroy(ctx);
 }
 
+/* `farpool status --clients` shows this process's region and its prefetch counters. */
+static void test_status_shows_running_client(void **state)
+{
+    const uint32_t granule = 64 << 10;
+    farpool_context_t *ctx = context_new(8ull << 20);
+    farpool_region_t *region;
+    char cmd[512], out[8192], needle[64];
+    volatile uint64_t sink = 0;
+    size_t n;
+    FILE *f;
+    void *addr;
+
+    (void)state;
+    assert_int_equal(farpool_region_create(ctx, "watched", 16 << 20, granule, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    for (uint64_t b = 0; b < 256; b++)
+        sink += use_block(addr, b, granule);
+    snprintf(cmd, sizeof(cmd), "%s status --clients --json", FP_TEST_FARPOOL_CLI);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    assert_int_equal(pclose(f), 0);
+    snprintf(needle, sizeof(needle), "\"pid\":%d,\"region\":\"watched\"", (int)getpid());
+    assert_non_null(strstr(out, needle));
+    assert_non_null(strstr(out, "\"prefetch_accuracy\":"));
+    assert_non_null(strstr(out, "\"prefetch_coverage\":"));
+    (void)sink;
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "watched"), FP_OK);
+    farpool_context_destroy(ctx);
+
+    /* Gone once unmapped. */
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    assert_null(strstr(out, needle));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sequential_scan),     cmocka_unit_test(test_strided_scans),
-        cmocka_unit_test(test_random_stays_quiet),  cmocka_unit_test(test_prefetch_then_touch),
+        cmocka_unit_test(test_sequential_scan),
+        cmocka_unit_test(test_strided_scans),
+        cmocka_unit_test(test_random_stays_quiet),
+        cmocka_unit_test(test_prefetch_then_touch),
         cmocka_unit_test(test_release_writes_back),
+        cmocka_unit_test(test_status_shows_running_client),
     };
     int fd;
     bool user_mode_only;

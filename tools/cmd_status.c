@@ -1,18 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /* `farpool status`: a memory node's capacity, use and counters. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "client/stats.h"
 #include "common/parse.h"
 
 static void status_usage(void)
 {
     printf("Usage: farpool status --node ADDR:PORT [--json] [--secret-file FILE]\n"
-           "Show a memory node's capacity, use, clients and traffic.\n\n"
+           "       farpool status --clients [--json]\n"
+           "Show a memory node's capacity, use, clients and traffic, or the regions\n"
+           "mapped by programs running on this machine: faults, cache, prefetching.\n\n"
            "  -n, --node ADDR:PORT   the memory node (farpoold)\n"
-           "  -j, --json             one JSON object, for scripts\n"
+           "  -c, --clients          regions mapped by running programs here\n"
+           "  -j, --json             JSON, for scripts\n"
            "  -k, --secret-file F    the pool's secret (default: $FARPOOL_SECRET_FILE)\n");
 }
 
@@ -51,28 +62,131 @@ static void print_json(const char *addr, const farpool_node_stats_t *s)
            s->bytes_read, s->bytes_written, s->requests, s->errors, s->uptime_ms);
 }
 
+/* Percent @num / @den, or 0. */
+static double pct(uint64_t num, uint64_t den)
+{
+    return den != 0 ? 100.0 * (double)num / (double)den : 0.0;
+}
+
+static void print_client(const fp_stats_shared_t *sh, bool json, bool first)
+{
+    farpool_stats_t s;
+    uint64_t demand, accuracy_den, coverage_den;
+    char cache[32], budget[32], size[32];
+
+    fp_stats_read(sh, &s);
+    demand = s.blocks_fetched > s.prefetch_issued ? s.blocks_fetched - s.prefetch_issued : 0;
+    accuracy_den = s.prefetch_issued;
+    coverage_den = s.prefetch_used + s.prefetch_late + demand;
+    if (json) {
+        /* Region names are [A-Za-z0-9._-]; node addresses HOST:PORT: nothing to escape. */
+        printf("%s{\"pid\":%d,\"region\":\"%s\",\"node\":\"%s\",\"size\":%" PRIu64
+               ",\"granule\":%" PRIu64 ",\"cache_bytes\":%" PRIu64 ",\"cache_budget\":%" PRIu64
+               ",\"faults\":%" PRIu64 ",\"minor_faults\":%" PRIu64 ",\"blocks_fetched\":%" PRIu64
+               ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ",\"evictions\":%" PRIu64
+               ",\"writebacks\":%" PRIu64 ",\"fetch_errors\":%" PRIu64 ",\"fetch_p50_ns\":%" PRIu64
+               ",\"fetch_p99_ns\":%" PRIu64 ",\"prefetch_issued\":%" PRIu64
+               ",\"prefetch_used\":%" PRIu64 ",\"prefetch_wasted\":%" PRIu64
+               ",\"prefetch_late\":%" PRIu64
+               ",\"prefetch_accuracy\":%.3f,\"prefetch_coverage\":%.3f}",
+               first ? "" : ",", (int)sh->pid, sh->region, sh->node, sh->size, sh->granule,
+               s.cache_bytes, sh->cache_budget, s.faults, s.minor_faults, s.blocks_fetched,
+               s.bytes_in, s.bytes_out, s.evictions, s.writebacks, s.fetch_errors, s.fetch_p50_ns,
+               s.fetch_p99_ns, s.prefetch_issued, s.prefetch_used, s.prefetch_wasted,
+               s.prefetch_late, pct(s.prefetch_used, accuracy_den) / 100,
+               pct(s.prefetch_used + s.prefetch_late, coverage_den) / 100);
+        return;
+    }
+    fp_format_size(s.cache_bytes, cache, sizeof(cache));
+    fp_format_size(sh->cache_budget, budget, sizeof(budget));
+    fp_format_size(sh->size, size, sizeof(size));
+    printf("pid %d  region %s  on %s  (%s, granule %" PRIu64 " KiB)\n", (int)sh->pid, sh->region,
+           sh->node, size, sh->granule >> 10);
+    printf("  cache        %s of %s; %" PRIu64 " evictions, %" PRIu64 " write-backs\n", cache,
+           budget, s.evictions, s.writebacks);
+    printf("  faults       %" PRIu64 " missing, %" PRIu64 " minor, %" PRIu64
+           " write-protect; %" PRIu64 " fetch errors\n",
+           s.faults, s.minor_faults, s.wp_faults, s.fetch_errors);
+    printf("  fetched      %" PRIu64 " blocks, %" PRIu64 " bytes in, %" PRIu64
+           " bytes out; latency p50 %.1f us, p99 %.1f us\n",
+           s.blocks_fetched, s.bytes_in, s.bytes_out, (double)s.fetch_p50_ns / 1e3,
+           (double)s.fetch_p99_ns / 1e3);
+    printf("  prefetch     %" PRIu64 " issued, %" PRIu64 " used, %" PRIu64 " late, %" PRIu64
+           " wasted; accuracy %.1f%%, coverage %.1f%%\n",
+           s.prefetch_issued, s.prefetch_used, s.prefetch_late, s.prefetch_wasted,
+           pct(s.prefetch_used, accuracy_den),
+           pct(s.prefetch_used + s.prefetch_late, coverage_den));
+}
+
+/* List the regions that running programs on this machine have mapped. */
+static int status_clients(bool json)
+{
+    DIR *dir = opendir("/dev/shm");
+    struct dirent *de;
+    unsigned n = 0;
+
+    if (dir == NULL) {
+        fprintf(stderr, "farpool: cannot list /dev/shm: %s\n", strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    if (json)
+        printf("[");
+    while ((de = readdir(dir)) != NULL) {
+        fp_stats_shared_t *sh;
+        char name[300];
+        int fd;
+
+        if (strncmp(de->d_name, FP_STATS_PREFIX, strlen(FP_STATS_PREFIX)) != 0)
+            continue;
+        snprintf(name, sizeof(name), "/%s", de->d_name);
+        fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        sh = mmap(NULL, sizeof(*sh), PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (sh == MAP_FAILED)
+            continue;
+        /* Skip what is not ours to read, and programs that died without cleaning up. */
+        if (sh->magic == FP_STATS_MAGIC && sh->version == FP_STATS_VERSION &&
+            (kill(sh->pid, 0) == 0 || errno == EPERM)) {
+            if (!json && n > 0)
+                printf("\n");
+            print_client(sh, json, n == 0);
+            n++;
+        }
+        munmap(sh, sizeof(*sh));
+    }
+    closedir(dir);
+    if (json)
+        printf("]\n");
+    else if (n == 0)
+        printf("no mapped regions on this machine\n");
+    return CLI_EXIT_OK;
+}
+
 int cli_status(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"node", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'},
-        {"secret-file", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"node", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+        {"clients", no_argument, NULL, 'c'},    {"secret-file", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     const char *addr = NULL, *secret_file = NULL;
     farpool_node_stats_t stats;
     farpool_node_t *node;
-    int opt, json = 0;
+    int opt, json = 0, clients = 0;
     fp_status_t status;
 
-    while ((opt = getopt_long(argc, argv, "n:jk:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:jck:h", options, NULL)) != -1) {
         switch (opt) {
         case 'n':
             addr = optarg;
             break;
         case 'j':
             json = 1;
+            break;
+        case 'c':
+            clients = 1;
             break;
         case 'k':
             secret_file = optarg;
@@ -86,8 +200,12 @@ int cli_status(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("status ", "unexpected argument '%s'", argv[optind]);
+    if (clients && addr != NULL)
+        return cli_usage_error("status ", "give --node or --clients, not both");
+    if (clients)
+        return status_clients(json);
     if (addr == NULL)
-        return cli_usage_error("status ", "--node ADDR:PORT is required");
+        return cli_usage_error("status ", "--node ADDR:PORT or --clients is required");
     if (cli_connect(addr, secret_file, &node) != FP_OK)
         return CLI_EXIT_FAILURE;
     status = farpool_node_stats(node, &stats);

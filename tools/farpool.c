@@ -17,6 +17,7 @@ static void usage(FILE *out)
                  "Use the memory of other machines as a pool.\n\n"
                  "Commands:\n"
                  "  status --node ADDR:PORT [--json]     show a memory node's capacity and use\n"
+                 "  status --clients [--json]            regions mapped by programs here\n"
                  "  bench rw --node ADDR:PORT [--size S] write, read back and verify S bytes\n\n"
                  "Options of every command:\n"
                  "  --secret-file FILE   the pool's secret (default: $FARPOOL_SECRET_FILE)\n"

@@ -60,6 +60,7 @@
 
 #include "block.h"
 #include "prefetch.h"
+#include "stats.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "node.h"
@@ -72,7 +73,6 @@
 #define MAX_FETCHES     64
 #define MAX_RANGES      40 /* ranges of one block: 2 MiB over 64 KiB slabs, + head split */
 #define UFFD_MSG_BATCH  64
-#define LAT_BUCKETS     256 /* quarter-octaves of nanoseconds */
 #define DEMAND_RESERVE  8   /* fetch slots prefetching leaves to demand faults */
 #define HINTS_MAX       256 /* farpool_prefetch() ranges queued */
 #define AUTO_WINDOW_MAX 32  /* blocks the automatic prefetcher reads ahead at most */
@@ -144,12 +144,8 @@ struct fp_engine {
     hint_t hints[HINTS_MAX];    /* guarded by lock: farpool_prefetch() ranges, a ring */
     unsigned hint_head, nhints; /* guarded by lock */
 
-    /* Counters, written by the engine thread, read by anyone. */
-    _Atomic uint64_t st_faults, st_minor, st_wp, st_fetched, st_bytes_in, st_bytes_out;
-    _Atomic uint64_t st_evictions, st_writebacks, st_fetch_errors, st_cache, st_cache_peak;
-    _Atomic uint64_t st_pf_issued, st_pf_used, st_pf_wasted, st_pf_late;
-    _Atomic uint64_t lat_hist[LAT_BUCKETS];
-    _Atomic uint64_t lat_max;
+    /* Counters, written by the engine thread, read by anyone (stats.h). */
+    fp_stats_shared_t *st;
 };
 
 static uint64_t block_off(const fp_engine_t *e, uint64_t block)
@@ -170,54 +166,14 @@ static uint64_t block_map_len(const fp_engine_t *e, uint64_t block)
     return e->map_size - off < e->granule ? e->map_size - off : e->granule;
 }
 
-static void lat_record(fp_engine_t *e, uint64_t ns)
-{
-    unsigned bucket = 0;
-    uint64_t max;
-
-    /* bucket = 4 * log2(ns), to a quarter octave. */
-    if (ns > 0) {
-        unsigned lg = 63u - (unsigned)__builtin_clzll(ns);
-        unsigned frac = lg >= 2 ? (unsigned)((ns >> (lg - 2)) & 3) : 0;
-        bucket = 4 * lg + frac;
-    }
-    if (bucket >= LAT_BUCKETS)
-        bucket = LAT_BUCKETS - 1;
-    atomic_fetch_add_explicit(&e->lat_hist[bucket], 1, memory_order_relaxed);
-    max = atomic_load_explicit(&e->lat_max, memory_order_relaxed);
-    while (ns > max && !atomic_compare_exchange_weak(&e->lat_max, &max, ns))
-        ;
-}
-
-static uint64_t lat_percentile(fp_engine_t *e, double p)
-{
-    uint64_t total = 0, seen = 0, hist[LAT_BUCKETS];
-
-    for (unsigned i = 0; i < LAT_BUCKETS; i++) {
-        hist[i] = atomic_load_explicit(&e->lat_hist[i], memory_order_relaxed);
-        total += hist[i];
-    }
-    if (total == 0)
-        return 0;
-    for (unsigned i = 0; i < LAT_BUCKETS; i++) {
-        seen += hist[i];
-        if ((double)seen >= p * (double)total) {
-            /* Upper bound of the bucket. */
-            unsigned lg = i / 4, frac = i % 4;
-            return lg >= 2 ? ((uint64_t)(4 + frac + 1) << (lg - 2)) : (uint64_t)1 << lg;
-        }
-    }
-    return atomic_load(&e->lat_max);
-}
-
 static void cache_add(fp_engine_t *e, int64_t delta)
 {
     uint64_t now;
 
     atomic_fetch_add(e->cache_used, (uint64_t)delta);
-    now = atomic_fetch_add(&e->st_cache, (uint64_t)delta) + (uint64_t)delta;
-    if (now > atomic_load_explicit(&e->st_cache_peak, memory_order_relaxed))
-        atomic_store_explicit(&e->st_cache_peak, now, memory_order_relaxed);
+    now = atomic_fetch_add(&e->st->cache, (uint64_t)delta) + (uint64_t)delta;
+    if (now > atomic_load_explicit(&e->st->cache_peak, memory_order_relaxed))
+        atomic_store_explicit(&e->st->cache_peak, now, memory_order_relaxed);
 }
 
 /*
@@ -292,7 +248,7 @@ static void fail_block(fp_engine_t *e, uint64_t b, fp_status_t status)
     fp_error("region %s: cannot fetch block %" PRIu64 " (offset %" PRIu64 ") from node %s: %s; "
              "accesses to it get SIGBUS",
              e->name, b, off, fp_node_addr(e->node), fp_status_string(status));
-    atomic_fetch_add_explicit(&e->st_fetch_errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st->fetch_errors, 1, memory_order_relaxed);
     fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
     fp_uffd_poison(e->uffd, e->map + off, len);
     cache_add(e, -(int64_t)e->granule);
@@ -312,9 +268,9 @@ static void fetch_finish(fetch_t *f)
         e->pf[b] &= (uint8_t)~PF_INFLIGHT;
         if (status == FP_OK) {
             /* Cold and unmapped: its first use is a minor fault, which says it was used. */
-            atomic_fetch_add_explicit(&e->st_fetched, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&e->st_bytes_in, block_len(e, b), memory_order_relaxed);
-            lat_record(e, fp_time_ns() - f->start_ns);
+            atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
+            fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
             if (!(e->pf[b] & PF_LATE))
                 e->pf[b] |= PF_UNUSED;
             e->pf[b] &= (uint8_t)~PF_LATE;
@@ -347,9 +303,9 @@ static void fetch_finish(fetch_t *f)
         }
     }
     if (status == FP_OK) {
-        atomic_fetch_add_explicit(&e->st_fetched, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->st_bytes_in, block_len(e, b), memory_order_relaxed);
-        lat_record(e, fp_time_ns() - f->start_ns);
+        atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
+        fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
         fp_block_fill_done(e->blocks, b, true);
         /* Faults that came while the block was in flight (a write to the early-mapped
          * head, say) were left waiting: let them retry against the settled state. */
@@ -487,8 +443,8 @@ static fp_status_t writeback_block(fp_engine_t *e, uint64_t b)
                  fp_node_addr(e->node), fp_status_string(status));
         return status;
     }
-    atomic_fetch_add_explicit(&e->st_writebacks, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->st_bytes_out, block_len(e, b), memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st->writebacks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st->bytes_out, block_len(e, b), memory_order_relaxed);
     return FP_OK;
 }
 
@@ -496,7 +452,7 @@ static fp_status_t writeback_block(fp_engine_t *e, uint64_t b)
 static void note_dropped(fp_engine_t *e, uint64_t b)
 {
     if (e->pf[b] & PF_UNUSED) {
-        atomic_fetch_add_explicit(&e->st_pf_wasted, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->pf_wasted, 1, memory_order_relaxed);
         fp_prefetch_wasted(&e->trend);
     }
     e->pf[b] = 0;
@@ -540,7 +496,7 @@ static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
     note_dropped(e, b);
     fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
     cache_add(e, -(int64_t)e->granule);
-    atomic_fetch_add_explicit(&e->st_evictions, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st->evictions, 1, memory_order_relaxed);
     fp_block_evict_done(e->blocks, b);
     /* Threads that faulted on it meanwhile retry and fetch it again. */
     fp_uffd_wake(e->uffd, e->map + off, len);
@@ -622,7 +578,7 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
     if (prefetch) {
         e->nprefetching++;
         e->pf[b] |= PF_INFLIGHT;
-        atomic_fetch_add_explicit(&e->st_pf_issued, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->pf_issued, 1, memory_order_relaxed);
     }
 
     /* Pages come from the node into the page cache through stage; allocate them at once. */
@@ -766,7 +722,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
              e->name, off, flags, b, (int)state);
 
     if (flags & UFFD_PAGEFAULT_FLAG_WP) {
-        atomic_fetch_add_explicit(&e->st_wp, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->wp, 1, memory_order_relaxed);
         if (state == FP_BLOCK_RESIDENT)
             fp_block_mark_dirty(e->blocks, b);
         state = fp_block_state(e->blocks, b);
@@ -778,7 +734,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
     if (state == FP_BLOCK_FETCHING && !(e->pf[b] & PF_FETCHING)) {
         /* Claimed by a hint that is still queued, and wanted now: issue it now. */
         e->pf[b] |= PF_LATE;
-        atomic_fetch_add_explicit(&e->st_pf_late, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->pf_late, 1, memory_order_relaxed);
         fetch_begin(e, b, off, true, true);
         note_access(e, b);
         return;
@@ -786,11 +742,11 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
     if ((state == FP_BLOCK_FETCHING) && (e->pf[b] & PF_INFLIGHT) && !(e->pf[b] & PF_LATE)) {
         /* Touched while its prefetch is on the wire: late, but no second fetch. */
         e->pf[b] |= PF_LATE;
-        atomic_fetch_add_explicit(&e->st_pf_late, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->pf_late, 1, memory_order_relaxed);
         note_access(e, b);
     }
     if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
-        atomic_fetch_add_explicit(&e->st_minor, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->minor, 1, memory_order_relaxed);
         if (state == FP_BLOCK_RESIDENT || state == FP_BLOCK_DIRTY) {
             bool first_use = (e->pf[b] & PF_UNUSED) != 0;
             /* Mark it used and map it before reading ahead: the prefetches that
@@ -799,7 +755,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
             map_range(e, boff, blen, state == FP_BLOCK_RESIDENT);
             if (first_use) {
                 e->pf[b] &= (uint8_t)~PF_UNUSED;
-                atomic_fetch_add_explicit(&e->st_pf_used, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&e->st->pf_used, 1, memory_order_relaxed);
                 fp_prefetch_used(&e->trend);
                 note_access(e, b);
             }
@@ -808,7 +764,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
         if (state != FP_BLOCK_ABSENT)
             return; /* FETCHING: woken when its bytes are mapped */
     } else {
-        atomic_fetch_add_explicit(&e->st_faults, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->faults, 1, memory_order_relaxed);
     }
     switch (state) {
     case FP_BLOCK_ABSENT:
@@ -1018,6 +974,10 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
         goto err_blocks;
     }
     fp_prefetch_init(&e->trend, AUTO_WINDOW_MAX);
+    status =
+        fp_stats_publish(e->name, params->node_addr, e->size, e->granule, e->cache_budget, &e->st);
+    if (status != FP_OK)
+        goto err_blocks;
     for (int i = 0; i < MAX_FETCHES; i++) {
         e->fetches[i].next_free = e->free_fetches;
         e->free_fetches = &e->fetches[i];
@@ -1080,6 +1040,7 @@ err_unmap:
     if (e->memfd >= 0)
         close(e->memfd);
 err_blocks:
+    fp_stats_unpublish(e->st);
     free(e->pf);
     fp_block_table_destroy(e->blocks);
 err_info:
@@ -1110,7 +1071,8 @@ fp_status_t fp_engine_stop(fp_engine_t *e)
     close(e->memfd);
     close(e->uffd);
     close(e->cmd_fd);
-    atomic_fetch_sub(e->cache_used, atomic_load(&e->st_cache));
+    atomic_fetch_sub(e->cache_used, atomic_load(&e->st->cache));
+    fp_stats_unpublish(e->st);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     fp_block_table_destroy(e->blocks);
@@ -1123,25 +1085,7 @@ fp_status_t fp_engine_stop(fp_engine_t *e)
 
 void fp_engine_stats(fp_engine_t *e, farpool_stats_t *s)
 {
-    memset(s, 0, sizeof(*s));
-    s->faults = atomic_load(&e->st_faults);
-    s->minor_faults = atomic_load(&e->st_minor);
-    s->wp_faults = atomic_load(&e->st_wp);
-    s->blocks_fetched = atomic_load(&e->st_fetched);
-    s->bytes_in = atomic_load(&e->st_bytes_in);
-    s->bytes_out = atomic_load(&e->st_bytes_out);
-    s->evictions = atomic_load(&e->st_evictions);
-    s->writebacks = atomic_load(&e->st_writebacks);
-    s->fetch_errors = atomic_load(&e->st_fetch_errors);
-    s->cache_bytes = atomic_load(&e->st_cache);
-    s->cache_peak = atomic_load(&e->st_cache_peak);
-    s->fetch_p50_ns = lat_percentile(e, 0.50);
-    s->fetch_p99_ns = lat_percentile(e, 0.99);
-    s->fetch_max_ns = atomic_load(&e->lat_max);
-    s->prefetch_issued = atomic_load(&e->st_pf_issued);
-    s->prefetch_used = atomic_load(&e->st_pf_used);
-    s->prefetch_wasted = atomic_load(&e->st_pf_wasted);
-    s->prefetch_late = atomic_load(&e->st_pf_late);
+    fp_stats_read(e->st, s);
 }
 
 /*
