@@ -8,7 +8,10 @@
 #
 # Usage: bash cli_farpoold.sh FARPOOLD FARPOOL_CLI
 # Every command runs under timeout(1); daemons use ephemeral ports and are
-# killed on exit whatever happens.
+# killed on exit whatever happens. Daemons are NOT run under timeout(1): it
+# resumes a stopped child with SIGCONT, which undoes the ptrace stop that
+# LeakSanitizer needs at exit, and an ASan farpoold then spins for ever. They
+# run under `setpriv --pdeathsig KILL` instead, so they die with this script.
 set -u
 
 FARPOOLD=${1:?usage: $0 FARPOOLD FARPOOL_CLI}
@@ -24,8 +27,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/cli_farpoold.XXXXXX")
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do
-        # $pid is timeout(1)'s: end the farpoold it runs too, not only timeout.
-        pkill -KILL -P "$pid" 2>/dev/null
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
@@ -89,7 +90,7 @@ start() {
     local name=$1
     shift
     rm -f "$TMP/$name.port"
-    timeout 120 "$FARPOOLD" --port-file "$TMP/$name.port" "$@" >"$TMP/$name.log" 2>&1 </dev/null &
+    setpriv --pdeathsig KILL "$FARPOOLD" --port-file "$TMP/$name.port" "$@" >"$TMP/$name.log" 2>&1 </dev/null &
     PID=$!
     PIDS+=("$PID")
     for _ in $(seq 1 $((T * 20))); do
