@@ -200,10 +200,18 @@ FARPOOL_API fp_status_t farpool_map(farpool_region_t *region, void **addr_p);
 /** Write every dirty block back to the node; returns once they are all there. */
 FARPOOL_API fp_status_t farpool_sync(farpool_region_t *region);
 
-/** Write back, then unmap. The region stays open and may be mapped again. */
+/**
+ * Write back, then unmap. The region stays open and may be mapped again. If a
+ * dirty block cannot be written back (the node is gone), the error is returned
+ * and the region stays mapped, so no write is lost; call again later, or close
+ * the region to give the writes up.
+ */
 FARPOOL_API fp_status_t farpool_unmap(farpool_region_t *region);
 
-/** Unmap if mapped, and close. NULL is a no-op. */
+/**
+ * Unmap if mapped, and close. Dirty blocks are written back first; any that
+ * cannot be are lost, and the log says so. NULL is a no-op.
+ */
 FARPOOL_API void farpool_region_close(farpool_region_t *region);
 
 /** Region size and granule in bytes. */

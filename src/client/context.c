@@ -227,10 +227,12 @@ fp_status_t farpool_unmap(farpool_region_t *region)
 
     if (region == NULL)
         return FP_ERR_INVALID_PARAM;
-    status = fp_engine_stop(region->engine);
+    status = fp_engine_stop(region->engine, false);
+    if (status != FP_OK)
+        return status; /* still mapped: nothing written is lost */
     region->engine = NULL;
     region->addr = NULL;
-    return status;
+    return FP_OK;
 }
 
 void farpool_region_close(farpool_region_t *region)
@@ -239,7 +241,8 @@ void farpool_region_close(farpool_region_t *region)
 
     if (region == NULL)
         return;
-    farpool_unmap(region);
+    fp_engine_stop(region->engine, true);
+    region->engine = NULL;
     for (pp = &region->ctx->regions; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == region) {
             *pp = region->next;

@@ -581,9 +581,6 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
         atomic_fetch_add_explicit(&e->st->pf_issued, 1, memory_order_relaxed);
     }
 
-    /* Pages come from the node into the page cache through stage; allocate them at once. */
-    madvise(e->stage + off, block_map_len(e, b), MADV_POPULATE_WRITE);
-
     if (len <= HEAD_SIZE || prefetch) {
         f->head_off = off;
         f->head_len = len;
@@ -610,9 +607,14 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
             /* Not submitted: complete them here, as the transport would have. */
             for (int j = k; j < n; j++)
                 fetch_done(&f->xfer[j], status);
-            break;
+            return true;
         }
     }
+    /* The requests are on their way; while the node sends, allocate the page-cache
+     * pages the replies will land in (through stage), all at once rather than one
+     * fault per page during the receive. This thread reads the replies only after. */
+    engine_progress(e, 0);
+    madvise(e->stage + off, block_map_len(e, b), MADV_POPULATE_WRITE);
     return true;
 }
 
@@ -1057,13 +1059,24 @@ fp_status_t fp_engine_sync(fp_engine_t *e)
     return engine_command(e, CMD_SYNC, 0, 0);
 }
 
-fp_status_t fp_engine_stop(fp_engine_t *e)
+fp_status_t fp_engine_stop(fp_engine_t *e, bool force)
 {
     fp_status_t status;
 
     if (e == NULL)
         return FP_OK;
+    if (!force) {
+        /* Write back first; if that fails, the cache holds the only copy of
+         * those bytes: keep everything mapped and say so. */
+        status = engine_command(e, CMD_SYNC, 0, 0);
+        if (status != FP_OK)
+            return status;
+    }
     status = engine_command(e, CMD_STOP, 0, 0);
+    if (status != FP_OK)
+        fp_error("region %s: unmapped with dirty blocks that could not be written back: "
+                 "those writes are lost",
+                 e->name);
     pthread_join(e->thread, NULL);
     fp_uffd_unregister(e->uffd, e->map, e->map_size);
     munmap(e->map, e->map_size);

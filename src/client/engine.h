@@ -39,8 +39,13 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
 /* Write back every dirty block. */
 fp_status_t fp_engine_sync(fp_engine_t *engine);
 
-/* Write back, stop the thread, unmap, release the cache. NULL is a no-op. */
-fp_status_t fp_engine_stop(fp_engine_t *engine);
+/*
+ * Write back, stop the thread, unmap, release the cache. If a write-back fails
+ * the engine keeps running and everything stays mapped (FP_ERR_* returned),
+ * unless @force: then the mapping goes anyway and the lost writes are logged.
+ * NULL is a no-op.
+ */
+fp_status_t fp_engine_stop(fp_engine_t *engine, bool force);
 
 /* Queue region bytes [off, off+len) for fetching in the background; returns at once. */
 fp_status_t fp_engine_prefetch(fp_engine_t *engine, uint64_t off, uint64_t len);
