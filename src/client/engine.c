@@ -614,7 +614,10 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
      * pages the replies will land in (through stage), all at once rather than one
      * fault per page during the receive. This thread reads the replies only after. */
     engine_progress(e, 0);
-    madvise(e->stage + off, block_map_len(e, b), MADV_POPULATE_WRITE);
+    /* Unless that progress already ended the fetch (a failure must not leave
+     * zero pages behind, a success needs nothing more). */
+    if (fp_block_state(e->blocks, b) == FP_BLOCK_FETCHING && (e->pf[b] & PF_FETCHING))
+        madvise(e->stage + off, block_map_len(e, b), MADV_POPULATE_WRITE);
     return true;
 }
 
