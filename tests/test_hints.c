@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -232,6 +234,97 @@ static void test_release_writes_back(void **state)
     farpool_context_destroy(ctx);
 }
 
+/* A reader checking random words of a region while another thread rewrites it. */
+typedef struct verifier {
+    const uint64_t *mem;
+    uint64_t words;
+    _Atomic int version; /* every word holds (index, version) or (index, version - 1) */
+    _Atomic bool stop;
+    _Atomic uint64_t bad, checked;
+} verifier_t;
+
+static uint64_t word_value(uint64_t i, int version)
+{
+    return (i * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)version << 56);
+}
+
+static void *verify_words(void *arg)
+{
+    verifier_t *v = arg;
+    uint64_t seed = 7;
+
+    while (!atomic_load(&v->stop)) {
+        uint64_t i, w;
+        int ver;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        i = (seed >> 17) % v->words;
+        ver = atomic_load(&v->version);
+        w = v->mem[i];
+        if (w != word_value(i, ver) && w != word_value(i, ver - 1) && w != word_value(i, ver + 1))
+            atomic_fetch_add(&v->bad, 1);
+        atomic_fetch_add(&v->checked, 1);
+    }
+    return NULL;
+}
+
+/*
+ * Prefetching, eviction and write-back at once: sequential read-modify-write
+ * passes over a region 4x the cache (the prefetcher reads ahead, dirty blocks
+ * are written back as they are evicted) while another thread checks random
+ * words; then everything is checked through a new mapping.
+ */
+static void test_prefetch_with_writes(void **state)
+{
+    const uint32_t granule = 64 << 10;
+    const uint64_t size = 32ull << 20, words = size / 8;
+    farpool_context_t *ctx = context_new(size / 4);
+    farpool_region_t *region;
+    farpool_stats_t st;
+    pthread_t th;
+    verifier_t v;
+    uint64_t *mem;
+    void *addr;
+
+    (void)state;
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(farpool_region_create(ctx, "rmw", size, granule, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    mem = addr;
+    for (uint64_t i = 0; i < words; i++)
+        mem[i] = word_value(i, 1);
+    v.mem = mem;
+    v.words = words;
+    atomic_store(&v.version, 1);
+    assert_int_equal(pthread_create(&th, NULL, verify_words, &v), 0);
+    for (int version = 2; version <= 4; version++) {
+        atomic_store(&v.version, version);
+        for (uint64_t i = 0; i < words; i++) {
+            if (mem[i] != word_value(i, version - 1))
+                atomic_fetch_add(&v.bad, 1);
+            mem[i] = word_value(i, version);
+        }
+    }
+    atomic_store(&v.stop, true);
+    pthread_join(th, NULL);
+    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    print_stats("rmw", &st);
+    assert_true(st.prefetch_used > 0);
+    assert_true(st.writebacks > 0);
+    assert_int_equal(atomic_load(&v.bad), 0);
+    assert_true(atomic_load(&v.checked) > 0);
+    assert_int_equal(farpool_unmap(region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    mem = addr;
+    for (uint64_t i = 0; i < words; i++) {
+        if (mem[i] != word_value(i, 4))
+            fail_msg("word %llu: %#llx after remap", (unsigned long long)i,
+                     (unsigned long long)mem[i]);
+    }
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "rmw"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
 /* `farpool status --clients` shows this process's region and its prefetch counters. */
 static void test_status_shows_running_client(void **state)
 {
@@ -282,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_prefetch_then_touch),
         cmocka_unit_test(test_release_writes_back),
         cmocka_unit_test(test_status_shows_running_client),
+        cmocka_unit_test(test_prefetch_with_writes),
     };
     int fd;
     bool user_mode_only;
