@@ -307,9 +307,11 @@ static void fetch_finish(fetch_t *f)
         atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
         fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
         fp_block_fill_done(e->blocks, b, true);
-        /* Faults that came while the block was in flight (a write to the early-mapped
-         * head, say) were left waiting: let them retry against the settled state. */
-        fp_uffd_wake(e->uffd, e->map + off, len);
+        /* A write to the early-mapped head was left waiting (write-protect fault
+         * on a block in flight): let it retry now. Without an early head, the
+         * CONTINUE above already woke every waiter of the block. */
+        if (f->head_mapped)
+            fp_uffd_wake(e->uffd, e->map + off, len);
     } else {
         fail_block(e, b, status);
     }
