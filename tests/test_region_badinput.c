@@ -20,18 +20,16 @@
  *      it) or dropped connection, and no error line.
  *
  * DESIGN
- * The helpers are a trimmed copy of test_server_badinput.c's: log lines are
- * matched by needles that cannot occur elsewhere (peer address and a request
- * id unique per daemon); after the last expected line has appeared the test
- * waits LOG_SETTLE_MS more and then requires exact counts, so a second line
- * for one event is caught. Raw sockets time out after 5 s (daemon.h), the
- * public API after API_TIMEOUT_MS, and a SIGALRM watchdog fails a test that
- * still runs after WATCHDOG_S.
+ * The log check, the watchdog and the raw-frame helpers are shared with
+ * test_server_badinput.c (tests/common/attack.h): log lines are matched by
+ * needles that cannot occur elsewhere (peer address and a request id unique
+ * per daemon); after the last expected line has appeared the test waits
+ * FP_TEST_ATTACK_LOG_SETTLE_MS more and then requires exact counts, so a
+ * second line for one event is caught. Raw sockets time out after 5 s
+ * (daemon.h), the public API after API_TIMEOUT_MS, and a SIGALRM watchdog
+ * fails a test that still runs after FP_TEST_ATTACK_WATCHDOG_S.
  */
-#include <errno.h>
 #include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -47,18 +44,14 @@
 #include <farpool/farpool.h>
 
 #include "client/region_meta.h"
+#include "common/attack.h"
 #include "common/daemon.h"
 #include "common/parse.h"
 #include "common/pattern.h"
 #include "proto/proto.h"
 
-#define WATCHDOG_S        60
-#define API_TIMEOUT_MS    5000
-#define STATS_DEADLINE_MS 2000
-#define CLOSE_WAIT_MS     3000
-#define LOG_WAIT_MS       3000
-#define LOG_SETTLE_MS     200
-#define MAX_EXPECT        64
+#define API_TIMEOUT_MS 5000
+#define CLOSE_WAIT_MS  3000
 
 #define SLAB           (64ull << 10)
 #define CAPACITY       (8ull << 20)
@@ -80,165 +73,11 @@ typedef struct env {
     uint64_t next_id;
 } env_t;
 
-typedef struct log_expect {
-    char needle[200];
-    size_t before;
-} log_expect_t;
-
-typedef struct logcheck {
-    size_t warn0, error0;
-    long offset0;
-    int n;
-    log_expect_t ex[MAX_EXPECT];
-} logcheck_t;
-
 /* ---- small utilities ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static uint64_t next_id(env_t *e)
 {
     return e->next_id++;
-}
-
-static const char *why_short(int err)
-{
-    return err == 0 ? "connection closed by the node" : strerror(err);
-}
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    fail_msg("watchdog: the test still runs after %d s (the daemon or the test hangs)", WATCHDOG_S);
-}
-
-static int watchdog_arm(void **state)
-{
-    (void)state;
-    alarm(WATCHDOG_S);
-    return 0;
-}
-
-static int watchdog_disarm(void **state)
-{
-    (void)state;
-    alarm(0);
-    return 0;
-}
-
-/* ---- the daemon's log ---- */
-
-static long log_size(const env_t *e)
-{
-    FILE *f = fopen(e->d.log_path, "re");
-    long size;
-
-    if (f == NULL)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fclose(f);
-    return size < 0 ? 0 : size;
-}
-
-static void log_show_since(const env_t *e, long offset)
-{
-    char line[1200];
-    FILE *f = fopen(e->d.log_path, "re");
-
-    if (f == NULL)
-        return;
-    fseek(f, offset, SEEK_SET);
-    fprintf(stderr, "---- farpoold log since the attack began ----\n");
-    while (fgets(line, sizeof(line), f) != NULL)
-        fprintf(stderr, "farpoold| %s", line);
-    fprintf(stderr, "---- end of log ----\n");
-    fclose(f);
-}
-
-static void log_begin(const env_t *e, logcheck_t *lc)
-{
-    lc->warn0 = fp_test_daemon_log_count(&e->d, "] warn: ");
-    lc->error0 = fp_test_daemon_log_count(&e->d, "] error: ");
-    lc->offset0 = log_size(e);
-    lc->n = 0;
-}
-
-static log_expect_t *log_add(logcheck_t *lc)
-{
-    if (lc->n == MAX_EXPECT)
-        fail_msg("test bug: more than %d expected log lines in one check", MAX_EXPECT);
-    memset(&lc->ex[lc->n], 0, sizeof(lc->ex[0]));
-    return &lc->ex[lc->n++];
-}
-
-/* One more line containing "@peer: @what" is expected, counted from now. */
-static void log_expect_event(const env_t *e, logcheck_t *lc, const char *peer, const char *what)
-{
-    log_expect_t *x = log_add(lc);
-
-    snprintf(x->needle, sizeof(x->needle), "%s: %s", peer, what);
-    x->before = fp_test_daemon_log_count(&e->d, x->needle);
-}
-
-/* The line of a rejected request: unique (peer and id), so its count goes from 0 to 1. */
-static void log_expect_rejection(logcheck_t *lc, const char *peer, uint8_t op, uint64_t id,
-                                 fp_status_t status)
-{
-    log_expect_t *x = log_add(lc);
-
-    snprintf(x->needle, sizeof(x->needle), "%s: %s #%llu rejected: %s", peer, fp_proto_op_name(op),
-             (unsigned long long)id, fp_status_string(status));
-    x->before = 0;
-}
-
-static void log_verify(const env_t *e, const logcheck_t *lc)
-{
-    size_t warn, error;
-
-    for (int i = 0; i < lc->n; i++) {
-        const log_expect_t *x = &lc->ex[i];
-        uint64_t deadline = now_ms() + LOG_WAIT_MS;
-
-        while (fp_test_daemon_log_count(&e->d, x->needle) <= x->before && now_ms() < deadline)
-            sleep_ms(10);
-        if (fp_test_daemon_log_count(&e->d, x->needle) <= x->before) {
-            log_show_since(e, lc->offset0);
-            fail_msg("the daemon logged no line containing \"%s\" within %d ms", x->needle,
-                     LOG_WAIT_MS);
-        }
-    }
-    sleep_ms(LOG_SETTLE_MS);
-    for (int i = 0; i < lc->n; i++) {
-        const log_expect_t *x = &lc->ex[i];
-        size_t n = fp_test_daemon_log_count(&e->d, x->needle) - x->before;
-
-        if (n != 1) {
-            log_show_since(e, lc->offset0);
-            fail_msg("%zu log lines contain \"%s\"; expected exactly one", n, x->needle);
-        }
-    }
-    warn = fp_test_daemon_log_count(&e->d, "] warn: ") - lc->warn0;
-    error = fp_test_daemon_log_count(&e->d, "] error: ") - lc->error0;
-    if (warn != (size_t)lc->n || error != 0) {
-        log_show_since(e, lc->offset0);
-        fail_msg("the daemon logged %zu warn and %zu error lines; expected %d warn and 0 error",
-                 warn, error, lc->n);
-    }
 }
 
 /* ---- public-API clients ---- */
@@ -258,23 +97,12 @@ static fp_status_t api_connect(const env_t *e, const char *key, int timeout_ms,
     return farpool_node_connect(e->d.addr, &p, node_p);
 }
 
-/* A new client connects and gets STATS within STATS_DEADLINE_MS. */
+/* A new client connects and gets STATS within FP_TEST_ATTACK_STATS_DEADLINE_MS. */
 static farpool_node_stats_t new_client_stats(env_t *e)
 {
-    farpool_node_t *node = NULL;
     farpool_node_stats_t stats = {0};
-    uint64_t t0 = now_ms(), took;
-    fp_status_t status;
 
-    status = api_connect(e, NULL, STATS_DEADLINE_MS, &node);
-    if (status == FP_OK)
-        status = farpool_node_stats(node, &stats);
-    took = now_ms() - t0;
-    farpool_node_close(node);
-    if (status != FP_OK)
-        fail_msg("a new client cannot connect and get STATS: %s", fp_status_string(status));
-    if (took > STATS_DEADLINE_MS)
-        fail_msg("a new client got STATS only after %llu ms", (unsigned long long)took);
+    fp_test_attack_new_client_stats(&e->d, NULL, &stats);
     return stats;
 }
 
@@ -307,10 +135,7 @@ static void check_healthy(env_t *e, uint64_t slabs)
 {
     farpool_node_stats_t st;
 
-    if (!fp_test_daemon_alive(&e->d)) {
-        fp_test_daemon_log_dump(&e->d);
-        fail_msg("farpoold is dead (exit code %d)", e->d.exit_code);
-    }
+    fp_test_attack_check_alive(&e->d);
     st = new_client_stats(e);
     if (st.slabs != slabs)
         fail_msg("STATS shows %llu slabs, expected %llu", (unsigned long long)st.slabs,
@@ -329,101 +154,14 @@ static int raw_connect(const env_t *e)
     return fd;
 }
 
-static void raw_peer(int fd, char *buf, size_t len)
-{
-    fp_addr_t a;
-
-    memset(&a, 0, sizeof(a));
-    a.len = sizeof(a.ss);
-    if (getsockname(fd, (struct sockaddr *)&a.ss, &a.len) != 0)
-        fail_msg("getsockname: %s", strerror(errno));
-    fp_addr_format(&a, buf, len);
-}
-
-static void raw_send(int fd, const void *buf, size_t len)
-{
-    if (fp_test_send_all(fd, buf, len) != 0)
-        fail_msg("send of %zu bytes failed: %s", len, strerror(errno));
-}
-
-static void encode_request(uint8_t *buf, uint8_t op, uint64_t id, uint32_t length)
-{
-    fp_proto_hdr_t h = {FP_PROTO_VERSION, op, 0, id, 0, length};
-
-    fp_proto_hdr_encode(&h, buf);
-}
-
-static void send_frame(int fd, uint8_t op, uint64_t id, const void *payload, uint32_t len)
-{
-    uint8_t *buf = malloc(FP_PROTO_HDR_SIZE + (size_t)len);
-
-    if (buf == NULL)
-        fail_msg("out of memory");
-    encode_request(buf, op, id, len);
-    if (len > 0)
-        memcpy(buf + FP_PROTO_HDR_SIZE, payload, len);
-    raw_send(fd, buf, FP_PROTO_HDR_SIZE + (size_t)len);
-    free(buf);
-}
-
-/* One reply to @op #@id: header, then up to @cap payload bytes; the rest is drained. */
-static fp_proto_hdr_t recv_reply(int fd, uint8_t op, uint64_t id, void *payload, size_t cap)
-{
-    uint8_t hb[FP_PROTO_HDR_SIZE], sink[4096];
-    fp_proto_hdr_t h;
-    size_t take, left;
-    ssize_t got;
-
-    got = fp_test_recv_all(fd, hb, sizeof(hb));
-    if (got != (ssize_t)sizeof(hb))
-        fail_msg("%s #%llu: no reply: %s after %zd of %u header bytes", fp_proto_op_name(op),
-                 (unsigned long long)id, why_short(errno), got, FP_PROTO_HDR_SIZE);
-    if (fp_proto_hdr_decode(hb, true, &h) != FP_OK)
-        fail_msg("%s #%llu: the reply header does not decode", fp_proto_op_name(op),
-                 (unsigned long long)id);
-    take = h.length < cap ? h.length : cap;
-    if (take > 0 && fp_test_recv_all(fd, payload, take) != (ssize_t)take)
-        fail_msg("%s #%llu: reply payload cut short: %s", fp_proto_op_name(op),
-                 (unsigned long long)id, why_short(errno));
-    for (left = h.length - take; left > 0; left -= take) {
-        take = left < sizeof(sink) ? left : sizeof(sink);
-        if (fp_test_recv_all(fd, sink, take) != (ssize_t)take)
-            fail_msg("%s #%llu: reply payload cut short: %s", fp_proto_op_name(op),
-                     (unsigned long long)id, why_short(errno));
-    }
-    return h;
-}
-
-/* The next reply is to @op #@id with status @want; its payload (up to @cap) in @payload. */
-static fp_proto_hdr_t expect_reply(int fd, uint8_t op, uint64_t id, fp_status_t want, void *payload,
-                                   size_t cap)
-{
-    fp_proto_hdr_t h = recv_reply(fd, op, id, payload, cap);
-
-    if (h.op != op || h.id != id || h.status != want || (want != FP_OK && h.length != 0))
-        fail_msg("%s #%llu: expected a reply with status %d (%s); got op %u #%llu, status %d "
-                 "(%s), %u payload bytes",
-                 fp_proto_op_name(op), (unsigned long long)id, (int)want, fp_status_string(want),
-                 h.op, (unsigned long long)h.id, (int)h.status,
-                 fp_status_string((fp_status_t)h.status), h.length);
-    return h;
-}
-
 static void raw_ping(env_t *e, int fd)
 {
-    uint8_t out[29], in[64];
+    uint8_t out[29];
     uint64_t id = next_id(e);
-    fp_proto_hdr_t h;
 
     for (size_t i = 0; i < sizeof(out); i++)
         out[i] = (uint8_t)(id + i * 5);
-    send_frame(fd, FP_OP_PING, id, out, sizeof(out));
-    h = recv_reply(fd, FP_OP_PING, id, in, sizeof(in));
-    if (h.op != FP_OP_PING || h.id != id || h.status != FP_OK || h.length != sizeof(out) ||
-        memcmp(in, out, sizeof(out)) != 0)
-        fail_msg("PING #%llu after the rejected request: got op %u #%llu status %d length %u, "
-                 "not the echo: the connection is out of step",
-                 (unsigned long long)id, h.op, (unsigned long long)h.id, (int)h.status, h.length);
+    fp_test_attack_ping(fd, id, out, sizeof(out));
 }
 
 static int raw_open(env_t *e, const char *key)
@@ -437,8 +175,8 @@ static int raw_open(env_t *e, const char *key)
 
     memcpy(req.client_key, key, FP_PROTO_KEY_SIZE);
     fp_proto_hello_req_encode(&req, buf);
-    send_frame(fd, FP_OP_HELLO, id, buf, FP_PROTO_HELLO_REQ_SIZE);
-    h = recv_reply(fd, FP_OP_HELLO, id, buf, sizeof(buf));
+    fp_test_attack_send_frame(fd, FP_OP_HELLO, id, buf, FP_PROTO_HELLO_REQ_SIZE);
+    h = fp_test_attack_recv_reply(fd, FP_OP_HELLO, id, buf, sizeof(buf));
     if (h.status != FP_OK || fp_proto_hello_rep_decode(buf, h.length, &rep) != FP_OK)
         fail_msg("HELLO failed: status %d, %u bytes", (int)h.status, h.length);
     return fd;
@@ -448,14 +186,14 @@ static int raw_open(env_t *e, const char *key)
  * The request #@id just sent on @fd must be rejected with @want and logged
  * once; then the connection is closed by the node (@closes) or still usable.
  */
-static void expect_rejected(env_t *e, logcheck_t *lc, int fd, uint8_t op, uint64_t id,
-                            fp_status_t want, bool closes)
+static void expect_rejected(env_t *e, fp_test_attack_logcheck_t *lc, int fd, uint8_t op,
+                            uint64_t id, fp_status_t want, bool closes)
 {
     char peer[FP_TEST_ADDR_MAX];
 
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_rejection(lc, peer, op, id, want);
-    expect_reply(fd, op, id, want, NULL, 0);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_rejection(lc, peer, op, id, want);
+    fp_test_attack_expect_reply(fd, op, id, want, NULL, 0);
     if (closes) {
         if (!fp_test_wait_closed(fd, CLOSE_WAIT_MS))
             fail_msg("%s #%llu: the node kept the connection open", fp_proto_op_name(op),
@@ -466,12 +204,12 @@ static void expect_rejected(env_t *e, logcheck_t *lc, int fd, uint8_t op, uint64
 }
 
 /* Send @op with @payload on @fd; it must be rejected with @want, the connection kept. */
-static void reject(env_t *e, logcheck_t *lc, int fd, uint8_t op, const void *payload, uint32_t len,
-                   fp_status_t want)
+static void reject(env_t *e, fp_test_attack_logcheck_t *lc, int fd, uint8_t op, const void *payload,
+                   uint32_t len, fp_status_t want)
 {
     uint64_t id = next_id(e);
 
-    send_frame(fd, op, id, payload, len);
+    fp_test_attack_send_frame(fd, op, id, payload, len);
     expect_rejected(e, lc, fd, op, id, want, false);
 }
 
@@ -515,8 +253,8 @@ static fp_proto_region_rep_t region_ok(env_t *e, int fd, uint8_t op, const uint8
     uint64_t id = next_id(e);
     fp_proto_hdr_t h;
 
-    send_frame(fd, op, id, payload, len);
-    h = expect_reply(fd, op, id, FP_OK, buf, sizeof(buf));
+    fp_test_attack_send_frame(fd, op, id, payload, len);
+    h = fp_test_attack_expect_reply(fd, op, id, FP_OK, buf, sizeof(buf));
     if (fp_proto_region_rep_decode(buf, h.length, &rep) != FP_OK)
         fail_msg("%s #%llu: the reply does not decode", fp_proto_op_name(op),
                  (unsigned long long)id);
@@ -527,8 +265,8 @@ static void simple_ok(env_t *e, int fd, uint8_t op, const uint8_t *payload, uint
 {
     uint64_t id = next_id(e);
 
-    send_frame(fd, op, id, payload, len);
-    expect_reply(fd, op, id, FP_OK, NULL, 0);
+    fp_test_attack_send_frame(fd, op, id, payload, len);
+    fp_test_attack_expect_reply(fd, op, id, FP_OK, NULL, 0);
 }
 
 static uint64_t slabs_in_use(env_t *e)
@@ -545,11 +283,11 @@ static void test_create_bad(void **state)
     uint8_t p[FP_PROTO_MAX_CONTROL];
     uint64_t slabs0 = slabs_in_use(e);
     char name[300];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint32_t len;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     memset(p, 0, sizeof(p));
     /* Malformed: FP_ERR_PROTOCOL. */
@@ -610,7 +348,7 @@ static void test_create_bad(void **state)
     reject(e, &lc, fd, FP_OP_REGION_OPEN, p, len, FP_ERR_NO_ENTRY);
     close(fd);
     check_healthy(e, slabs0);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* REGION_OPEN and REGION_DELETE: malformed, invalid, unknown names. */
@@ -620,11 +358,11 @@ static void test_open_delete_bad(void **state)
     env_t *e = *state;
     uint8_t p[FP_PROTO_MAX_CONTROL];
     uint64_t slabs0 = slabs_in_use(e);
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint32_t len;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     for (size_t i = 0; i < sizeof(ops); i++) {
         uint8_t op = ops[i];
@@ -658,7 +396,7 @@ static void test_open_delete_bad(void **state)
     }
     close(fd);
     check_healthy(e, slabs0);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* REGION_SLABS: without opening, forged ids, bad sizes and counts, past the end. */
@@ -678,11 +416,11 @@ static void test_slabs_bad(void **state)
     uint32_t n = e->region.nslabs, len;
     fp_proto_region_rep_t rep;
     fp_proto_hdr_t h;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t id;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     /* The victim's own key does not help: the region is not open here. */
     fd = raw_open(e, KEY_VICTIM);
     len = slabs_payload(p, rid, 0, 1);
@@ -725,19 +463,19 @@ static void test_slabs_bad(void **state)
     /* And the right request works: the whole list, then its tail. */
     len = slabs_payload(p, rid, 0, n);
     id = next_id(e);
-    send_frame(fd, FP_OP_REGION_SLABS, id, p, len);
-    h = expect_reply(fd, FP_OP_REGION_SLABS, id, FP_OK, ids, sizeof(ids));
+    fp_test_attack_send_frame(fd, FP_OP_REGION_SLABS, id, p, len);
+    h = fp_test_attack_expect_reply(fd, FP_OP_REGION_SLABS, id, FP_OK, ids, sizeof(ids));
     assert_int_equal(fp_proto_region_slabs_rep_decode(ids, h.length, n, got), FP_OK);
     assert_memory_equal(got, e->region.slabs, n * sizeof(uint64_t));
     len = slabs_payload(p, rid, n - 1, 1);
     id = next_id(e);
-    send_frame(fd, FP_OP_REGION_SLABS, id, p, len);
-    h = expect_reply(fd, FP_OP_REGION_SLABS, id, FP_OK, ids, sizeof(ids));
+    fp_test_attack_send_frame(fd, FP_OP_REGION_SLABS, id, p, len);
+    h = fp_test_attack_expect_reply(fd, FP_OP_REGION_SLABS, id, FP_OK, ids, sizeof(ids));
     assert_int_equal(h.length, 8);
     assert_int_equal(fp_proto_get_u64(ids), e->region.slabs[n - 1]);
     close(fd);
     check_healthy(e, slabs0);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* Data requests and SLAB_FREE on a region's slabs from a connection that did not open it. */
@@ -749,27 +487,27 @@ static void test_region_slab_access(void **state)
     uint8_t p[FP_PROTO_MAX_CONTROL];
     uint8_t frame[FP_PROTO_HDR_SIZE + FP_PROTO_VEC_HDR + 2 * FP_PROTO_RANGE_SIZE + 64];
     fp_proto_range_t two[2] = {{e->vslab, 0, 32}, {r->slabs[1], 0, 32}};
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint32_t args, len;
     uint64_t id;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_VICTIM); /* the creator's key, but not opened here */
     for (uint32_t i = 0; i < r->nslabs; i++) {
         fp_proto_range_t one = {r->slabs[i], 0, 64};
 
         id = next_id(e);
         args = fp_proto_ranges_encode(FP_OP_READ, &one, 1, frame + FP_PROTO_HDR_SIZE);
-        encode_request(frame, FP_OP_READ, id, args);
-        raw_send(fd, frame, FP_PROTO_HDR_SIZE + args);
+        fp_test_attack_encode_request(frame, FP_OP_READ, id, args);
+        fp_test_attack_send(fd, frame, FP_PROTO_HDR_SIZE + args);
         expect_rejected(e, &lc, fd, FP_OP_READ, id, FP_ERR_PERMISSION, false);
 
         id = next_id(e);
         args = fp_proto_ranges_encode(FP_OP_WRITE, &one, 1, frame + FP_PROTO_HDR_SIZE);
         memset(frame + FP_PROTO_HDR_SIZE + args, 0xee, 64);
-        encode_request(frame, FP_OP_WRITE, id, args + 64);
-        raw_send(fd, frame, FP_PROTO_HDR_SIZE + args + 64);
+        fp_test_attack_encode_request(frame, FP_OP_WRITE, id, args + 64);
+        fp_test_attack_send(fd, frame, FP_PROTO_HDR_SIZE + args + 64);
         expect_rejected(e, &lc, fd, FP_OP_WRITE, id, FP_ERR_PERMISSION, false);
 
         fp_proto_put_u64(p, r->slabs[i]);
@@ -779,8 +517,8 @@ static void test_region_slab_access(void **state)
     id = next_id(e);
     args = fp_proto_ranges_encode(FP_OP_WRITEV, two, 2, frame + FP_PROTO_HDR_SIZE);
     memset(frame + FP_PROTO_HDR_SIZE + args, 0xdd, 64);
-    encode_request(frame, FP_OP_WRITEV, id, args + 64);
-    raw_send(fd, frame, FP_PROTO_HDR_SIZE + args + 64);
+    fp_test_attack_encode_request(frame, FP_OP_WRITEV, id, args + 64);
+    fp_test_attack_send(fd, frame, FP_PROTO_HDR_SIZE + args + 64);
     expect_rejected(e, &lc, fd, FP_OP_WRITEV, id, FP_ERR_PERMISSION, false);
 
     /* Opened, the slabs are readable here, but still not freeable. */
@@ -790,7 +528,7 @@ static void test_region_slab_access(void **state)
     reject(e, &lc, fd, FP_OP_SLAB_FREE, p, 8, FP_ERR_PERMISSION);
     close(fd);
     check_healthy(e, slabs0);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* REGION_* before HELLO: FP_ERR_AUTH, and the node closes the connection. */
@@ -799,26 +537,26 @@ static void test_before_hello(void **state)
     env_t *e = *state;
     uint8_t p[FP_PROTO_MAX_CONTROL];
     uint64_t slabs0 = slabs_in_use(e);
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint32_t len;
     uint64_t id;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_connect(e);
     len = create_payload(p, SLAB, 4096, "early.bird");
     id = next_id(e);
-    send_frame(fd, FP_OP_REGION_CREATE, id, p, len);
+    fp_test_attack_send_frame(fd, FP_OP_REGION_CREATE, id, p, len);
     expect_rejected(e, &lc, fd, FP_OP_REGION_CREATE, id, FP_ERR_AUTH, true);
     close(fd);
     fd = raw_connect(e);
     len = name_payload(p, VICTIM_REGION);
     id = next_id(e);
-    send_frame(fd, FP_OP_REGION_DELETE, id, p, len);
+    fp_test_attack_send_frame(fd, FP_OP_REGION_DELETE, id, p, len);
     expect_rejected(e, &lc, fd, FP_OP_REGION_DELETE, id, FP_ERR_AUTH, true);
     close(fd);
     check_healthy(e, slabs0);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* A REGION_CREATE cut short, then the client goes: no region, one line. */
@@ -828,29 +566,29 @@ static void test_truncated_create(void **state)
     uint8_t f[FP_PROTO_HDR_SIZE + FP_PROTO_REGION_CREATE_REQ_MAX];
     uint64_t slabs0 = slabs_in_use(e);
     char peer[FP_TEST_ADDR_MAX];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint32_t len;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event(e, &lc, peer, "connection lost mid-request");
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost mid-request", peer);
     len = create_payload(f + FP_PROTO_HDR_SIZE, SLAB, 4096, "half.made");
-    encode_request(f, FP_OP_REGION_CREATE, next_id(e), len);
-    raw_send(fd, f, FP_PROTO_HDR_SIZE + len - 3);
+    fp_test_attack_encode_request(f, FP_OP_REGION_CREATE, next_id(e), len);
+    fp_test_attack_send(fd, f, FP_PROTO_HDR_SIZE + len - 3);
     shutdown(fd, SHUT_WR);
     if (!fp_test_wait_closed(fd, CLOSE_WAIT_MS))
         fail_msg("the node kept a connection open after its client's end");
     close(fd);
     check_healthy(e, slabs0);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     len = name_payload(f, "half.made");
     reject(e, &lc, fd, FP_OP_REGION_OPEN, f, len, FP_ERR_NO_ENTRY);
     close(fd);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* After REGION_DELETE, the connections that had it open get FP_ERR_NO_ENTRY. */
@@ -863,12 +601,12 @@ static void test_deleted_region(void **state)
     fp_proto_region_rep_t rep, rep2;
     fp_proto_range_t one;
     fp_proto_hdr_t h;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint32_t len, args;
     uint64_t id;
     int a, b;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     a = raw_open(e, KEY_ATTACKER);
     b = raw_open(e, KEY_OTHER);
     len = create_payload(p, 2 * SLAB, 8192, "short.lived");
@@ -881,8 +619,8 @@ static void test_deleted_region(void **state)
     assert_int_equal(rep2.region_id, rep.region_id);
     len = slabs_payload(p, rep.region_id, 0, 2);
     id = next_id(e);
-    send_frame(b, FP_OP_REGION_SLABS, id, p, len);
-    h = expect_reply(b, FP_OP_REGION_SLABS, id, FP_OK, ids, sizeof(ids));
+    fp_test_attack_send_frame(b, FP_OP_REGION_SLABS, id, p, len);
+    h = fp_test_attack_expect_reply(b, FP_OP_REGION_SLABS, id, FP_OK, ids, sizeof(ids));
     assert_int_equal(h.length, 16);
     s0 = fp_proto_get_u64(ids);
     assert_int_equal(new_client_stats(e).slabs, slabs0 + 2);
@@ -898,13 +636,13 @@ static void test_deleted_region(void **state)
     one = (fp_proto_range_t){s0, 0, 16};
     id = next_id(e);
     args = fp_proto_ranges_encode(FP_OP_READ, &one, 1, f + FP_PROTO_HDR_SIZE);
-    encode_request(f, FP_OP_READ, id, args);
-    raw_send(b, f, FP_PROTO_HDR_SIZE + args);
+    fp_test_attack_encode_request(f, FP_OP_READ, id, args);
+    fp_test_attack_send(b, f, FP_PROTO_HDR_SIZE + args);
     expect_rejected(e, &lc, b, FP_OP_READ, id, FP_ERR_NO_ENTRY, false);
     close(a);
     close(b);
     check_healthy(e, slabs0);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* ---- group ---- */
@@ -913,14 +651,9 @@ static int group_setup(void **state)
 {
     static const char *const args[] = {"--slab-size", "64K", "--capacity", "8M", NULL};
     static env_t env;
-    struct sigaction sa;
     fp_status_t status;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = watchdog_fired;
-    sa.sa_flags = SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
+    fp_test_attack_watchdog_install();
 
     env.next_id = 0x1000;
     status = fp_test_daemon_start(args, &env.d);
@@ -975,7 +708,8 @@ static int group_teardown(void **state)
     return 0;
 }
 
-#define BADINPUT_TEST(f) cmocka_unit_test_setup_teardown(f, watchdog_arm, watchdog_disarm)
+#define BADINPUT_TEST(f)                                                                           \
+    cmocka_unit_test_setup_teardown(f, fp_test_attack_watchdog_arm, fp_test_attack_watchdog_disarm)
 
 int main(void)
 {

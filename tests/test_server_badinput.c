@@ -25,19 +25,19 @@
  * Log lines are matched by needles that cannot occur elsewhere: a rejected
  * request by "PEER: OP #ID rejected: STATUS" (ids are unique per daemon), a
  * dropped connection by "PEER: what" counted from before the attack. After
- * the last expected line has appeared the test waits LOG_SETTLE_MS more and
- * then requires the exact counts, so a second line for the same event is
- * caught. Every test is bounded: raw sockets time out after 5 s
- * (daemon.h), the public API after API_TIMEOUT_MS, and a SIGALRM watchdog
- * fails a test that still runs after WATCHDOG_S.
+ * the last expected line has appeared the test waits
+ * FP_TEST_ATTACK_LOG_SETTLE_MS more and then requires the exact counts, so a
+ * second line for the same event is caught. Every test is bounded: raw
+ * sockets time out after 5 s (daemon.h), the public API after API_TIMEOUT_MS,
+ * and a SIGALRM watchdog fails a test that still runs after
+ * FP_TEST_ATTACK_WATCHDOG_S. The log check, the watchdog and the raw-frame
+ * helpers shared with test_region_badinput.c are in tests/common/attack.h.
  *
  * Tests that need other daemon options (a secret, a small capacity, short
  * timeouts) start a daemon of their own with its own victim.
  */
-#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,25 +46,20 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include <farpool/farpool.h>
 
+#include "common/attack.h"
 #include "common/daemon.h"
 #include "common/parse.h"
 #include "common/pattern.h"
 #include "proto/proto.h"
 
-#define WATCHDOG_S        60
-#define API_TIMEOUT_MS    5000
-#define STATS_DEADLINE_MS 2000 /* a new client must get STATS within this */
-#define CLOSE_WAIT_MS     3000 /* the node must close a connection within this */
-#define LOG_WAIT_MS       3000 /* an expected log line must appear within this */
-#define LOG_SETTLE_MS     200  /* then no second line may follow within this */
-#define MAX_EXPECT        64
+#define API_TIMEOUT_MS 5000
+#define CLOSE_WAIT_MS  3000 /* the node must close a connection within this */
 
 #define MAIN_SLAB_SIZE (16ull << 20)
 #define VICTIM_SLABS   2
@@ -96,37 +91,7 @@ typedef struct env {
     uint64_t next_id;
 } env_t;
 
-/* One log line a test owes: a line containing needle (or needle2) appears once more. */
-typedef struct log_expect {
-    char needle[160];
-    char needle2[160]; /* alternative wording; empty if none */
-    size_t before;     /* lines matching before the event */
-} log_expect_t;
-
-typedef struct logcheck {
-    size_t warn0, error0;
-    long offset0; /* log size when the check began, to show what came since */
-    int n;
-    log_expect_t ex[MAX_EXPECT];
-} logcheck_t;
-
 /* ---- small utilities ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -147,24 +112,6 @@ static uint64_t next_id(env_t *e)
     return e->next_id++;
 }
 
-static const char *why_short(int err)
-{
-    return err == 0 ? "connection closed by the node" : strerror(err);
-}
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    fail_msg("watchdog: the test still runs after %d s (the daemon or the test hangs)", WATCHDOG_S);
-}
-
-static int watchdog_arm(void **state)
-{
-    (void)state;
-    alarm(WATCHDOG_S);
-    return 0;
-}
-
 static int private_stop(void);
 
 static bool private_running;
@@ -172,147 +119,10 @@ static bool private_running;
 /* Per-test teardown: stop the watchdog, and a test's own daemon left by a failure. */
 static int watchdog_disarm(void **state)
 {
-    (void)state;
-    alarm(0);
+    fp_test_attack_watchdog_disarm(state);
     if (private_running)
         private_stop();
     return 0;
-}
-
-/* ---- the daemon's log ---- */
-
-static long log_size(const env_t *e)
-{
-    FILE *f = fopen(e->d.log_path, "re");
-    long size;
-
-    if (f == NULL)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fclose(f);
-    return size < 0 ? 0 : size;
-}
-
-/* Copy the daemon's log from byte @offset on to stderr. */
-static void log_show_since(const env_t *e, long offset)
-{
-    char line[1200];
-    FILE *f = fopen(e->d.log_path, "re");
-
-    if (f == NULL)
-        return;
-    fseek(f, offset, SEEK_SET);
-    fprintf(stderr, "---- farpoold log since the attack began ----\n");
-    while (fgets(line, sizeof(line), f) != NULL)
-        fprintf(stderr, "farpoold| %s", line);
-    fprintf(stderr, "---- end of log ----\n");
-    fclose(f);
-}
-
-static size_t log_count_expect(const env_t *e, const log_expect_t *x)
-{
-    size_t n = fp_test_daemon_log_count(&e->d, x->needle);
-
-    if (x->needle2[0] != '\0')
-        n += fp_test_daemon_log_count(&e->d, x->needle2);
-    return n;
-}
-
-static void log_begin(const env_t *e, logcheck_t *lc)
-{
-    lc->warn0 = fp_test_daemon_log_count(&e->d, "] warn: ");
-    lc->error0 = fp_test_daemon_log_count(&e->d, "] error: ");
-    lc->offset0 = log_size(e);
-    lc->n = 0;
-}
-
-static log_expect_t *log_add(logcheck_t *lc)
-{
-    if (lc->n == MAX_EXPECT)
-        fail_msg("test bug: more than %d expected log lines in one check", MAX_EXPECT);
-    memset(&lc->ex[lc->n], 0, sizeof(lc->ex[0]));
-    return &lc->ex[lc->n++];
-}
-
-/*
- * Expect one more line containing the text of @fmt, counted from now: call it
- * before the event that causes the line.
- */
-static void log_expect_event(const env_t *e, logcheck_t *lc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void log_expect_event(const env_t *e, logcheck_t *lc, const char *fmt, ...)
-{
-    log_expect_t *x = log_add(lc);
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(x->needle, sizeof(x->needle), fmt, ap);
-    va_end(ap);
-    x->before = log_count_expect(e, x);
-}
-
-/* The same with two acceptable wordings (each prefixed by @peer). */
-static void log_expect_event2(const env_t *e, logcheck_t *lc, const char *peer, const char *what1,
-                              const char *what2)
-{
-    log_expect_t *x = log_add(lc);
-
-    snprintf(x->needle, sizeof(x->needle), "%s: %s", peer, what1);
-    snprintf(x->needle2, sizeof(x->needle2), "%s: %s", peer, what2);
-    x->before = log_count_expect(e, x);
-}
-
-/* The line of a rejected request; unique (peer and id), so its count must go from 0 to 1. */
-static void log_expect_rejection(logcheck_t *lc, const char *peer, uint8_t op, uint64_t id,
-                                 fp_status_t status)
-{
-    log_expect_t *x = log_add(lc);
-
-    snprintf(x->needle, sizeof(x->needle), "%s: %s #%llu rejected: %s", peer, fp_proto_op_name(op),
-             (unsigned long long)id, fp_status_string(status));
-    x->before = 0;
-}
-
-/*
- * Wait for every expected line, let LOG_SETTLE_MS pass, then require exactly
- * one line per expectation and no other warn or error line.
- */
-static void log_verify(const env_t *e, const logcheck_t *lc)
-{
-    size_t warn, error;
-
-    for (int i = 0; i < lc->n; i++) {
-        const log_expect_t *x = &lc->ex[i];
-        uint64_t deadline = now_ms() + LOG_WAIT_MS;
-
-        while (log_count_expect(e, x) <= x->before && now_ms() < deadline)
-            sleep_ms(10);
-        if (log_count_expect(e, x) <= x->before) {
-            log_show_since(e, lc->offset0);
-            fail_msg("the daemon logged no line containing \"%s\"%s%s%s within %d ms", x->needle,
-                     x->needle2[0] ? " (or \"" : "", x->needle2, x->needle2[0] ? "\")" : "",
-                     LOG_WAIT_MS);
-        }
-    }
-    sleep_ms(LOG_SETTLE_MS);
-    for (int i = 0; i < lc->n; i++) {
-        const log_expect_t *x = &lc->ex[i];
-        size_t n = log_count_expect(e, x) - x->before;
-
-        if (n != 1) {
-            log_show_since(e, lc->offset0);
-            fail_msg("%zu log lines contain \"%s\"; expected exactly one", n, x->needle);
-        }
-    }
-    warn = fp_test_daemon_log_count(&e->d, "] warn: ") - lc->warn0;
-    error = fp_test_daemon_log_count(&e->d, "] error: ") - lc->error0;
-    if (warn != (size_t)lc->n || error != 0) {
-        log_show_since(e, lc->offset0);
-        fail_msg("the daemon logged %zu warn and %zu error lines; expected %d warn and 0 error",
-                 warn, error, lc->n);
-    }
 }
 
 /* ---- public-API clients ---- */
@@ -348,55 +158,28 @@ static void victim_check(env_t *e)
     }
 }
 
-/* A new public-API client connects and gets STATS within STATS_DEADLINE_MS. */
-static void new_client_stats(env_t *e, farpool_node_stats_t *stats_p)
-{
-    farpool_node_params_t p;
-    farpool_node_t *node = NULL;
-    farpool_node_stats_t stats;
-    uint64_t t0 = now_ms(), took;
-    fp_status_t status;
-
-    node_params(e, NULL, &p);
-    p.timeout_ms = STATS_DEADLINE_MS;
-    status = farpool_node_connect(e->d.addr, &p, &node);
-    if (status == FP_OK)
-        status = farpool_node_stats(node, &stats);
-    took = now_ms() - t0;
-    farpool_node_close(node);
-    if (status != FP_OK)
-        fail_msg("a new client cannot connect and get STATS: %s", fp_status_string(status));
-    if (took > STATS_DEADLINE_MS)
-        fail_msg("a new client got STATS only after %llu ms", (unsigned long long)took);
-    if (stats_p != NULL)
-        *stats_p = stats;
-}
-
 /* Assertions 2 and 3: the daemon runs, serves a new client, and lost nothing. */
 static void check_healthy(env_t *e)
 {
-    if (!fp_test_daemon_alive(&e->d)) {
-        fp_test_daemon_log_dump(&e->d);
-        fail_msg("farpoold is dead (exit code %d)", e->d.exit_code);
-    }
-    new_client_stats(e, NULL);
+    fp_test_attack_check_alive(&e->d);
+    fp_test_attack_new_client_stats(&e->d, e->secret, NULL);
     victim_check(e);
 }
 
 /* Wait until STATS shows @used bytes in slabs (references released asynchronously). */
 static void wait_used(env_t *e, uint64_t used)
 {
-    uint64_t deadline = now_ms() + 2000;
+    uint64_t deadline = fp_test_attack_now_ms() + 2000;
     farpool_node_stats_t stats;
 
     for (;;) {
-        new_client_stats(e, &stats);
+        fp_test_attack_new_client_stats(&e->d, e->secret, &stats);
         if (stats.used == used)
             return;
-        if (now_ms() >= deadline)
+        if (fp_test_attack_now_ms() >= deadline)
             fail_msg("STATS shows %llu bytes used, expected %llu: slab memory was not released",
                      (unsigned long long)stats.used, (unsigned long long)used);
-        sleep_ms(20);
+        fp_test_attack_sleep_ms(20);
     }
 }
 
@@ -488,14 +271,15 @@ static const char *daemon_note(void)
     static char note[80];
     env_t *e = private_running ? &private_env : group_env;
 
-    uint64_t deadline = now_ms() + 300; /* a crash closes sockets before the exit is reaped */
+    uint64_t deadline =
+        fp_test_attack_now_ms() + 300; /* a crash closes sockets before the exit is reaped */
 
     if (e == NULL || e->d.dir[0] == '\0')
         return "";
     while (fp_test_daemon_alive(&e->d)) {
-        if (now_ms() >= deadline)
+        if (fp_test_attack_now_ms() >= deadline)
             return "";
-        sleep_ms(10);
+        fp_test_attack_sleep_ms(10);
     }
     snprintf(note, sizeof(note), " (farpoold is dead: exit code %d)", e->d.exit_code);
     return note;
@@ -512,24 +296,6 @@ static int raw_connect(const env_t *e)
     return fd;
 }
 
-/* Our end of @fd as the daemon names it in its log ("127.0.0.1:41234"). */
-static void raw_peer(int fd, char *buf, size_t len)
-{
-    fp_addr_t a;
-
-    memset(&a, 0, sizeof(a));
-    a.len = sizeof(a.ss);
-    if (getsockname(fd, (struct sockaddr *)&a.ss, &a.len) != 0)
-        fail_msg("getsockname: %s", strerror(errno));
-    fp_addr_format(&a, buf, len);
-}
-
-static void raw_send(int fd, const void *buf, size_t len)
-{
-    if (fp_test_send_all(fd, buf, len) != 0)
-        fail_msg("send of %zu bytes failed: %s", len, strerror(errno));
-}
-
 /* Any header, valid or not, field by field. */
 static void put_header(uint8_t *buf, uint16_t magic, uint8_t version, uint8_t op, uint16_t flags,
                        uint16_t reserved, uint64_t id, int32_t status, uint32_t length)
@@ -542,28 +308,6 @@ static void put_header(uint8_t *buf, uint16_t magic, uint8_t version, uint8_t op
     fp_proto_put_u64(buf + 8, id);
     fp_proto_put_u32(buf + 16, (uint32_t)status);
     fp_proto_put_u32(buf + 20, length);
-}
-
-/* A well-formed request header of @op with a @length-byte payload. */
-static void encode_request(uint8_t *buf, uint8_t op, uint64_t id, uint32_t length)
-{
-    fp_proto_hdr_t h = {FP_PROTO_VERSION, op, 0, id, 0, length};
-
-    fp_proto_hdr_encode(&h, buf);
-}
-
-/* Send a request with its payload in one send (one segment on loopback). */
-static void send_frame(int fd, uint8_t op, uint64_t id, const void *payload, uint32_t len)
-{
-    uint8_t *buf = malloc(FP_PROTO_HDR_SIZE + (size_t)len);
-
-    if (buf == NULL)
-        fail_msg("out of memory");
-    encode_request(buf, op, id, len);
-    if (len > 0)
-        memcpy(buf + FP_PROTO_HDR_SIZE, payload, len);
-    raw_send(fd, buf, FP_PROTO_HDR_SIZE + (size_t)len);
-    free(buf);
 }
 
 /* A data request: header, args (@n ranges, any n), @data_len bytes of data. */
@@ -586,7 +330,7 @@ static frame_t frame_data(uint8_t op, uint64_t id, const fp_proto_range_t *range
     if (data_len > 0)
         memcpy(f.buf + FP_PROTO_HDR_SIZE + args, data, data_len);
     f.len = FP_PROTO_HDR_SIZE + args + data_len;
-    encode_request(f.buf, op, id, (uint32_t)(args + data_len));
+    fp_test_attack_encode_request(f.buf, op, id, (uint32_t)(args + data_len));
     return f;
 }
 
@@ -595,7 +339,7 @@ static void send_data(int fd, uint8_t op, uint64_t id, const fp_proto_range_t *r
 {
     frame_t f = frame_data(op, id, ranges, n, data, data_len);
 
-    raw_send(fd, f.buf, f.len);
+    fp_test_attack_send(fd, f.buf, f.len);
     free(f.buf);
 }
 
@@ -605,57 +349,6 @@ static void send_range(int fd, uint8_t op, uint64_t id, uint64_t slab, uint64_t 
     fp_proto_range_t r = {slab, offset, length};
 
     send_data(fd, op, id, &r, 1, data, data_len);
-}
-
-/*
- * Receive one reply to @op #@id: header, then up to @cap payload bytes into
- * @payload; the rest of the payload is drained. Fails when no full reply
- * arrives or its header does not decode.
- */
-static fp_proto_hdr_t recv_reply(int fd, uint8_t op, uint64_t id, void *payload, size_t cap)
-{
-    uint8_t hb[FP_PROTO_HDR_SIZE], sink[4096];
-    fp_proto_hdr_t h;
-    fp_status_t status;
-    size_t take, left;
-    ssize_t got;
-
-    got = fp_test_recv_all(fd, hb, sizeof(hb));
-    if (got != (ssize_t)sizeof(hb)) {
-        const char *why = why_short(errno); /* before daemon_note() touches errno */
-
-        fail_msg("%s #%llu: no reply: %s after %zd of %u header bytes%s", fp_proto_op_name(op),
-                 (unsigned long long)id, why, got, FP_PROTO_HDR_SIZE, daemon_note());
-    }
-    status = fp_proto_hdr_decode(hb, true, &h);
-    if (status != FP_OK)
-        fail_msg("%s #%llu: the reply header does not decode: %s", fp_proto_op_name(op),
-                 (unsigned long long)id, fp_status_string(status));
-    take = h.length < cap ? h.length : cap;
-    if (take > 0 && fp_test_recv_all(fd, payload, take) != (ssize_t)take)
-        fail_msg("%s #%llu: reply payload cut short: %s", fp_proto_op_name(op),
-                 (unsigned long long)id, why_short(errno));
-    for (left = h.length - take; left > 0; left -= take) {
-        take = left < sizeof(sink) ? left : sizeof(sink);
-        if (fp_test_recv_all(fd, sink, take) != (ssize_t)take)
-            fail_msg("%s #%llu: reply payload cut short: %s", fp_proto_op_name(op),
-                     (unsigned long long)id, why_short(errno));
-    }
-    return h;
-}
-
-/* The next reply is to @op #@id with status @want (and no payload if an error). */
-static fp_proto_hdr_t expect_status(int fd, uint8_t op, uint64_t id, fp_status_t want)
-{
-    fp_proto_hdr_t h = recv_reply(fd, op, id, NULL, 0);
-
-    if (h.op != op || h.id != id || h.status != want || (want != FP_OK && h.length != 0))
-        fail_msg("%s #%llu: expected a reply with status %d (%s); got op %u #%llu, status %d "
-                 "(%s), %u payload bytes",
-                 fp_proto_op_name(op), (unsigned long long)id, (int)want, fp_status_string(want),
-                 h.op, (unsigned long long)h.id, (int)h.status,
-                 fp_status_string((fp_status_t)h.status), h.length);
-    return h;
 }
 
 static void expect_closed(int fd, const char *what)
@@ -668,19 +361,12 @@ static void expect_closed(int fd, const char *what)
 /* PING with a payload; the connection is usable and in step. */
 static void raw_ping(env_t *e, int fd)
 {
-    uint8_t out[37], in[64];
+    uint8_t out[37];
     uint64_t id = next_id(e);
-    fp_proto_hdr_t h;
 
     for (size_t i = 0; i < sizeof(out); i++)
         out[i] = (uint8_t)(id + i * 7);
-    send_frame(fd, FP_OP_PING, id, out, sizeof(out));
-    h = recv_reply(fd, FP_OP_PING, id, in, sizeof(in));
-    if (h.op != FP_OP_PING || h.id != id || h.status != FP_OK || h.length != sizeof(out) ||
-        memcmp(in, out, sizeof(out)) != 0)
-        fail_msg("PING #%llu after the rejected request: got op %u #%llu status %d length %u, "
-                 "not the echo: the connection is out of step",
-                 (unsigned long long)id, h.op, (unsigned long long)h.id, (int)h.status, h.length);
+    fp_test_attack_ping(fd, id, out, sizeof(out));
 }
 
 /* HELLO (and AUTH when the node asks for it) on @fd with client key @key. */
@@ -696,8 +382,8 @@ static void raw_handshake(env_t *e, int fd, const char *key_text, fp_proto_hello
     key_set(key, key_text);
     memcpy(req.client_key, key, sizeof(key));
     fp_proto_hello_req_encode(&req, buf);
-    send_frame(fd, FP_OP_HELLO, id, buf, FP_PROTO_HELLO_REQ_SIZE);
-    h = recv_reply(fd, FP_OP_HELLO, id, buf, sizeof(buf));
+    fp_test_attack_send_frame(fd, FP_OP_HELLO, id, buf, FP_PROTO_HELLO_REQ_SIZE);
+    h = fp_test_attack_recv_reply(fd, FP_OP_HELLO, id, buf, sizeof(buf));
     if (h.status != FP_OK || h.id != id || fp_proto_hello_rep_decode(buf, h.length, &rep) != FP_OK)
         fail_msg("HELLO failed: status %d, %u bytes", (int)h.status, h.length);
     if (rep.flags & FP_PROTO_HELLO_AUTH_REQUIRED) {
@@ -707,8 +393,8 @@ static void raw_handshake(env_t *e, int fd, const char *key_text, fp_proto_hello
         fp_proto_auth_mac(FP_PROTO_AUTH_CLIENT, (const uint8_t *)e->secret, strlen(e->secret),
                           rep.nonce, auth, key, auth + FP_PROTO_NONCE_SIZE);
         id = next_id(e);
-        send_frame(fd, FP_OP_AUTH, id, auth, sizeof(auth));
-        h = recv_reply(fd, FP_OP_AUTH, id, node_mac, sizeof(node_mac));
+        fp_test_attack_send_frame(fd, FP_OP_AUTH, id, auth, sizeof(auth));
+        h = fp_test_attack_recv_reply(fd, FP_OP_AUTH, id, node_mac, sizeof(node_mac));
         if (h.status != FP_OK || h.length != FP_PROTO_MAC_SIZE)
             fail_msg("AUTH with the right secret failed: status %d, %u bytes", (int)h.status,
                      h.length);
@@ -734,8 +420,8 @@ static uint64_t raw_alloc(env_t *e, int fd)
     uint64_t id = next_id(e);
     fp_proto_hdr_t h;
 
-    send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0);
-    h = recv_reply(fd, FP_OP_SLAB_ALLOC, id, buf, sizeof(buf));
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0);
+    h = fp_test_attack_recv_reply(fd, FP_OP_SLAB_ALLOC, id, buf, sizeof(buf));
     if (h.status != FP_OK || h.length != sizeof(buf))
         fail_msg("SLAB_ALLOC #%llu failed: %d (%s)", (unsigned long long)id, (int)h.status,
                  fp_status_string((fp_status_t)h.status));
@@ -748,8 +434,8 @@ static void raw_free(env_t *e, int fd, uint64_t slab)
     uint64_t id = next_id(e);
 
     fp_proto_put_u64(buf, slab);
-    send_frame(fd, FP_OP_SLAB_FREE, id, buf, sizeof(buf));
-    expect_status(fd, FP_OP_SLAB_FREE, id, FP_OK);
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_FREE, id, buf, sizeof(buf));
+    fp_test_attack_expect_status(fd, FP_OP_SLAB_FREE, id, FP_OK);
 }
 
 static void raw_stats(env_t *e, int fd, uint64_t v[FP_PROTO_STATS_FIELDS])
@@ -758,8 +444,8 @@ static void raw_stats(env_t *e, int fd, uint64_t v[FP_PROTO_STATS_FIELDS])
     uint64_t id = next_id(e);
     fp_proto_hdr_t h;
 
-    send_frame(fd, FP_OP_STATS, id, NULL, 0);
-    h = recv_reply(fd, FP_OP_STATS, id, buf, sizeof(buf));
+    fp_test_attack_send_frame(fd, FP_OP_STATS, id, NULL, 0);
+    h = fp_test_attack_recv_reply(fd, FP_OP_STATS, id, buf, sizeof(buf));
     if (h.status != FP_OK || h.length != sizeof(buf))
         fail_msg("STATS #%llu failed: %d", (unsigned long long)id, (int)h.status);
     for (unsigned i = 0; i < FP_PROTO_STATS_FIELDS; i++)
@@ -770,14 +456,14 @@ static void raw_stats(env_t *e, int fd, uint64_t v[FP_PROTO_STATS_FIELDS])
  * The request #@id just sent on @fd must be rejected with @want and logged
  * once; then the connection is closed by the node (@closes) or still usable.
  */
-static void expect_rejected(env_t *e, logcheck_t *lc, int fd, uint8_t op, uint64_t id,
-                            fp_status_t want, bool closes)
+static void expect_rejected(env_t *e, fp_test_attack_logcheck_t *lc, int fd, uint8_t op,
+                            uint64_t id, fp_status_t want, bool closes)
 {
     char peer[FP_TEST_ADDR_MAX], what[96];
 
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_rejection(lc, peer, op, id, want);
-    expect_status(fd, op, id, want);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_rejection(lc, peer, op, id, want);
+    fp_test_attack_expect_status(fd, op, id, want);
     snprintf(what, sizeof(what), "after rejecting %s #%llu", fp_proto_op_name(op),
              (unsigned long long)id);
     if (closes)
@@ -787,34 +473,34 @@ static void expect_rejected(env_t *e, logcheck_t *lc, int fd, uint8_t op, uint64
 }
 
 /* Send a request on a fresh connection (after HELLO if @hello) that must close it. */
-static void reject_and_close(env_t *e, logcheck_t *lc, bool hello, uint8_t op, const void *payload,
-                             uint32_t len, fp_status_t want)
+static void reject_and_close(env_t *e, fp_test_attack_logcheck_t *lc, bool hello, uint8_t op,
+                             const void *payload, uint32_t len, fp_status_t want)
 {
     int fd = hello ? raw_open(e, KEY_ATTACKER) : raw_connect(e);
     uint64_t id = next_id(e);
 
-    send_frame(fd, op, id, payload, len);
+    fp_test_attack_send_frame(fd, op, id, payload, len);
     expect_rejected(e, lc, fd, op, id, want, true);
     close(fd);
 }
 
 /* A header (24 bytes, nothing after) that must be rejected with @want and close. */
-static void bad_header(env_t *e, logcheck_t *lc, bool hello, uint16_t magic, uint8_t version,
-                       uint8_t op, uint16_t flags, uint16_t reserved, int32_t status,
-                       uint32_t length, fp_status_t want)
+static void bad_header(env_t *e, fp_test_attack_logcheck_t *lc, bool hello, uint16_t magic,
+                       uint8_t version, uint8_t op, uint16_t flags, uint16_t reserved,
+                       int32_t status, uint32_t length, fp_status_t want)
 {
     int fd = hello ? raw_open(e, KEY_ATTACKER) : raw_connect(e);
     uint64_t id = next_id(e);
     uint8_t hb[FP_PROTO_HDR_SIZE];
 
     put_header(hb, magic, version, op, flags, reserved, id, status, length);
-    raw_send(fd, hb, sizeof(hb));
+    fp_test_attack_send(fd, hb, sizeof(hb));
     expect_rejected(e, lc, fd, op, id, want, true);
     close(fd);
 }
 
 /* A data request on @fd that must be rejected with @want, keeping the connection. */
-static void reject_data(env_t *e, logcheck_t *lc, int fd, uint8_t op,
+static void reject_data(env_t *e, fp_test_attack_logcheck_t *lc, int fd, uint8_t op,
                         const fp_proto_range_t *ranges, uint32_t n, const void *data,
                         size_t data_len, fp_status_t want)
 {
@@ -824,7 +510,7 @@ static void reject_data(env_t *e, logcheck_t *lc, int fd, uint8_t op,
     expect_rejected(e, lc, fd, op, id, want, false);
 }
 
-static void reject_range(env_t *e, logcheck_t *lc, int fd, uint8_t op, uint64_t slab,
+static void reject_range(env_t *e, fp_test_attack_logcheck_t *lc, int fd, uint8_t op, uint64_t slab,
                          uint64_t offset, uint32_t length, const void *data, size_t data_len,
                          fp_status_t want)
 {
@@ -852,9 +538,9 @@ static void test_garbage(void **state)
     env_t *e = *state;
     uint64_t seed = 0x67617262616765ull;
     uint8_t g[GARBAGE_MAX];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     for (int round = 0; round < GARBAGE_ROUNDS; round++) {
         bool after_hello = round % 2 == 1;
         bool short_frame = round % 4 >= 2; /* fewer bytes than a header */
@@ -870,28 +556,29 @@ static void test_garbage(void **state)
         if (g[0] == 0x46 && (len < 2 || g[1] == 0x50))
             g[0] = 0; /* never the magic by chance */
         fd = after_hello ? raw_open(e, KEY_ATTACKER) : raw_connect(e);
-        raw_peer(fd, peer, sizeof(peer));
+        fp_test_attack_peer(fd, peer, sizeof(peer));
         snprintf(what, sizeof(what), "garbage round %d (%zu bytes)", round, len);
         if (short_frame) {
             /* No full header: the node just closes, once it sees the end. */
-            log_expect_event(e, &lc, "%s: connection lost mid-request", peer);
-            raw_send(fd, g, len);
+            fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost mid-request", peer);
+            fp_test_attack_send(fd, g, len);
             if (!hang_up) {
                 shutdown(fd, SHUT_WR);
                 expect_closed(fd, what);
             }
         } else {
-            log_expect_rejection(&lc, peer, g[3], fp_proto_get_u64(g + 8), FP_ERR_PROTOCOL);
-            raw_send(fd, g, len);
+            fp_test_attack_log_expect_rejection(&lc, peer, g[3], fp_proto_get_u64(g + 8),
+                                                FP_ERR_PROTOCOL);
+            fp_test_attack_send(fd, g, len);
             if (!hang_up) {
-                expect_status(fd, g[3], fp_proto_get_u64(g + 8), FP_ERR_PROTOCOL);
+                fp_test_attack_expect_status(fd, g[3], fp_proto_get_u64(g + 8), FP_ERR_PROTOCOL);
                 expect_closed(fd, what);
             }
         }
         close(fd);
     }
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* Frames cut short, then the client goes away: the node just closes. */
@@ -901,71 +588,71 @@ static void test_truncated_frame(void **state)
     uint8_t buf[FP_PROTO_HDR_SIZE + 4096];
     fp_proto_hello_req_t hello = {1, 1, {0}};
     char peer[FP_TEST_ADDR_MAX];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     /* Half a HELLO header. */
     fd = raw_connect(e);
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: connection lost mid-request", peer);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost mid-request", peer);
     key_set(hello.client_key, KEY_ATTACKER);
-    encode_request(buf, FP_OP_HELLO, next_id(e), FP_PROTO_HELLO_REQ_SIZE);
+    fp_test_attack_encode_request(buf, FP_OP_HELLO, next_id(e), FP_PROTO_HELLO_REQ_SIZE);
     fp_proto_hello_req_encode(&hello, buf + FP_PROTO_HDR_SIZE);
-    raw_send(fd, buf, 12);
+    fp_test_attack_send(fd, buf, 12);
     shutdown(fd, SHUT_WR);
     expect_closed(fd, "half a HELLO header");
     close(fd);
 
     /* A HELLO header and 10 of its 24 payload bytes. */
     fd = raw_connect(e);
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: connection lost mid-request", peer);
-    raw_send(fd, buf, FP_PROTO_HDR_SIZE + 10);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost mid-request", peer);
+    fp_test_attack_send(fd, buf, FP_PROTO_HDR_SIZE + 10);
     shutdown(fd, SHUT_WR);
     expect_closed(fd, "HELLO with 10 of 24 payload bytes");
     close(fd);
 
     /* After HELLO: a PING announcing 100 bytes, 50 sent. */
     fd = raw_open(e, KEY_ATTACKER);
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: connection lost mid-request", peer);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost mid-request", peer);
     memset(buf, 0x5a, sizeof(buf));
-    encode_request(buf, FP_OP_PING, next_id(e), 100);
-    raw_send(fd, buf, FP_PROTO_HDR_SIZE + 50);
+    fp_test_attack_encode_request(buf, FP_OP_PING, next_id(e), 100);
+    fp_test_attack_send(fd, buf, FP_PROTO_HDR_SIZE + 50);
     shutdown(fd, SHUT_WR);
     expect_closed(fd, "PING with 50 of 100 payload bytes");
     close(fd);
 
     /* After HELLO: a READ header without its args; the client closes. */
     fd = raw_open(e, KEY_VICTIM);
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: connection lost mid-request", peer);
-    encode_request(buf, FP_OP_READ, next_id(e), FP_PROTO_RANGE_SIZE);
-    raw_send(fd, buf, FP_PROTO_HDR_SIZE);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost mid-request", peer);
+    fp_test_attack_encode_request(buf, FP_OP_READ, next_id(e), FP_PROTO_RANGE_SIZE);
+    fp_test_attack_send(fd, buf, FP_PROTO_HDR_SIZE);
     close(fd);
 
     /* After HELLO: a WRITEV header and half its vector header; the client closes. */
     fd = raw_open(e, KEY_VICTIM);
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: connection lost mid-request", peer);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost mid-request", peer);
     memset(buf, 0, sizeof(buf));
-    encode_request(buf, FP_OP_WRITEV, next_id(e), 8 + 24 + 4096);
+    fp_test_attack_encode_request(buf, FP_OP_WRITEV, next_id(e), 8 + 24 + 4096);
     buf[FP_PROTO_HDR_SIZE] = 1;
-    raw_send(fd, buf, FP_PROTO_HDR_SIZE + 4);
+    fp_test_attack_send(fd, buf, FP_PROTO_HDR_SIZE + 4);
     close(fd);
 
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* A length field of 4 GiB (and just over the limits): FP_ERR_TOO_LARGE, then close. */
 static void test_length_4gib(void **state)
 {
     env_t *e = *state;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     bad_header(e, &lc, true, FP_PROTO_MAGIC, 1, FP_OP_PING, 0, 0, 0, 0xffffffffu, FP_ERR_TOO_LARGE);
     bad_header(e, &lc, true, FP_PROTO_MAGIC, 1, FP_OP_WRITE, 0, 0, 0, 0xffffffffu,
                FP_ERR_TOO_LARGE);
@@ -978,7 +665,7 @@ static void test_length_4gib(void **state)
     bad_header(e, &lc, true, FP_PROTO_MAGIC, 1, FP_OP_STATS, 0, 0, 0, FP_PROTO_MAX_CONTROL + 1,
                FP_ERR_TOO_LARGE);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* Unknown opcodes, well framed: FP_ERR_UNSUPPORTED, payload skipped, connection kept. */
@@ -988,25 +675,25 @@ static void test_unknown_opcode(void **state)
     static const uint32_t lens[] = {100, 0, FP_PROTO_MAX_CONTROL, 1, 24, 8};
     env_t *e = *state;
     uint8_t payload[FP_PROTO_MAX_CONTROL];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     int fd;
 
     /* The payload looks like frames, so a node that does not skip it gets lost. */
     for (size_t i = 0; i + FP_PROTO_HDR_SIZE <= sizeof(payload); i += FP_PROTO_HDR_SIZE)
-        encode_request(payload + i, FP_OP_SLAB_ALLOC, 0xdead, 0);
-    log_begin(e, &lc);
+        fp_test_attack_encode_request(payload + i, FP_OP_SLAB_ALLOC, 0xdead, 0);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     for (size_t i = 0; i < sizeof(ops); i++) {
         uint64_t id = next_id(e);
 
-        send_frame(fd, ops[i], id, payload, lens[i]);
+        fp_test_attack_send_frame(fd, ops[i], id, payload, lens[i]);
         expect_rejected(e, &lc, fd, ops[i], id, FP_ERR_UNSUPPORTED, false);
     }
     close(fd);
     /* Before HELLO an unknown opcode is a request before the handshake. */
     reject_and_close(e, &lc, false, 99, payload, 16, FP_ERR_AUTH);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* A wrong frame version, or no common protocol version in HELLO. */
@@ -1015,9 +702,9 @@ static void test_wrong_version(void **state)
     env_t *e = *state;
     fp_proto_hello_req_t req = {2, 2, {0}};
     uint8_t hello[FP_PROTO_HELLO_REQ_SIZE];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     bad_header(e, &lc, true, FP_PROTO_MAGIC, 2, FP_OP_PING, 0, 0, 0, 0, FP_ERR_VERSION);
     bad_header(e, &lc, false, FP_PROTO_MAGIC, 0, FP_OP_HELLO, 0, 0, 0, FP_PROTO_HELLO_REQ_SIZE,
                FP_ERR_VERSION);
@@ -1035,16 +722,16 @@ static void test_wrong_version(void **state)
     fp_proto_hello_req_encode(&req, hello);
     reject_and_close(e, &lc, false, FP_OP_HELLO, hello, sizeof(hello), FP_ERR_PROTOCOL);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* The other header errors of section 11: FP_ERR_PROTOCOL, then close. */
 static void test_header_errors(void **state)
 {
     env_t *e = *state;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     bad_header(e, &lc, true, 0x4650, 1, FP_OP_PING, 0, 0, 0, 0, FP_ERR_PROTOCOL); /* "PF" */
     bad_header(e, &lc, true, FP_PROTO_MAGIC, 1, FP_OP_PING, FP_PROTO_FLAG_REPLY, 0, 0, 0,
                FP_ERR_PROTOCOL);
@@ -1055,7 +742,7 @@ static void test_header_errors(void **state)
     bad_header(e, &lc, false, FP_PROTO_MAGIC, 1, FP_OP_HELLO, FP_PROTO_FLAG_REPLY, 0, 0,
                FP_PROTO_HELLO_REQ_SIZE, FP_ERR_PROTOCOL);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* Control requests with a payload of the wrong size. */
@@ -1065,26 +752,27 @@ static void test_control_sizes(void **state)
     uint8_t payload[FP_PROTO_MAX_CONTROL];
     fp_proto_hello_req_t req = {1, 1, {0}};
     uint64_t before[FP_PROTO_STATS_FIELDS], after[FP_PROTO_STATS_FIELDS];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t id;
     int fd;
 
     memset(payload, 0, sizeof(payload));
     fp_proto_put_u64(payload, e->vslab[0]);
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_VICTIM);
     raw_stats(e, fd, before);
     id = next_id(e);
-    send_frame(fd, FP_OP_STATS, id, payload, 8);
+    fp_test_attack_send_frame(fd, FP_OP_STATS, id, payload, 8);
     expect_rejected(e, &lc, fd, FP_OP_STATS, id, FP_ERR_PROTOCOL, false);
     id = next_id(e);
-    send_frame(fd, FP_OP_SLAB_ALLOC, id, payload, 1);
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_ALLOC, id, payload, 1);
     expect_rejected(e, &lc, fd, FP_OP_SLAB_ALLOC, id, FP_ERR_PROTOCOL, false);
     id = next_id(e);
-    send_frame(fd, FP_OP_SLAB_FREE, id, payload, 4); /* 4 bytes of the victim's slab id */
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_FREE, id, payload,
+                              4); /* 4 bytes of the victim's slab id */
     expect_rejected(e, &lc, fd, FP_OP_SLAB_FREE, id, FP_ERR_PROTOCOL, false);
     id = next_id(e);
-    send_frame(fd, FP_OP_SLAB_FREE, id, payload, 16); /* its id and 8 more bytes */
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_FREE, id, payload, 16); /* its id and 8 more bytes */
     expect_rejected(e, &lc, fd, FP_OP_SLAB_FREE, id, FP_ERR_PROTOCOL, false);
     raw_stats(e, fd, after);
     if (after[3] != before[3])
@@ -1102,7 +790,7 @@ static void test_control_sizes(void **state)
     payload[4] = 1; /* reserved */
     reject_and_close(e, &lc, false, FP_OP_HELLO, payload, FP_PROTO_HELLO_REQ_SIZE, FP_ERR_PROTOCOL);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* READs past a slab's end, with and without 64-bit overflow. */
@@ -1113,11 +801,11 @@ static void test_read_out_of_bounds(void **state)
     fp_proto_range_t two[2] = {{s0, 0, 16}, {s1, size - 8, 16}};
     uint8_t tail[16];
     fp_proto_hdr_t h;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t id;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_VICTIM); /* the owner itself, so only the bounds are wrong */
     reject_range(e, &lc, fd, FP_OP_READ, s0, size - 10, 100, NULL, 0, FP_ERR_OUT_OF_RANGE);
     reject_range(e, &lc, fd, FP_OP_READ, s0, size, 1, NULL, 0, FP_ERR_OUT_OF_RANGE);
@@ -1131,14 +819,14 @@ static void test_read_out_of_bounds(void **state)
     /* The last bytes are readable. */
     id = next_id(e);
     send_range(fd, FP_OP_READ, id, s0, size - sizeof(tail), sizeof(tail), NULL, 0);
-    h = recv_reply(fd, FP_OP_READ, id, tail, sizeof(tail));
+    h = fp_test_attack_recv_reply(fd, FP_OP_READ, id, tail, sizeof(tail));
     if (h.status != FP_OK || h.length != sizeof(tail))
         fail_msg("READ of the last %zu bytes: status %d, %u bytes", sizeof(tail), (int)h.status,
                  h.length);
     FP_PATTERN_ASSERT(tail, sizeof(tail), s0, size - sizeof(tail), VICTIM_VERSION);
     close(fd);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* WRITEs past a slab's end: rejected, their data consumed and never stored. */
@@ -1148,10 +836,10 @@ static void test_write_out_of_bounds(void **state)
     uint64_t s0 = e->vslab[0], s1 = e->vslab[1], size = e->slab_size;
     fp_proto_range_t two[2] = {{s1, 0, 4096}, {s0, size, 1}};
     uint8_t *data = attack_data(1u << 20, s0, size - 4096);
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_VICTIM);
     reject_range(e, &lc, fd, FP_OP_WRITE, s0, size - 100, 4096, data, 4096, FP_ERR_OUT_OF_RANGE);
     reject_range(e, &lc, fd, FP_OP_WRITE, s0, 0xfffffffffffffff0ull, 64, data, 64,
@@ -1166,7 +854,7 @@ static void test_write_out_of_bounds(void **state)
     close(fd);
     free(data);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* Slabs of another client key, and ids that name no slab. */
@@ -1178,17 +866,17 @@ static void test_foreign_slab(void **state)
     uint8_t *data = attack_data(65536, s0, 0), buf[16], zeros[16];
     fp_proto_range_t mixed[2] = {{0, 0, 16}, {s1, 0, 16}};
     fp_proto_hdr_t h;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t own, id;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     reject_range(e, &lc, fd, FP_OP_READ, s0, 0, 4096, NULL, 0, FP_ERR_PERMISSION);
     reject_range(e, &lc, fd, FP_OP_WRITE, s0, 0, 65536, data, 65536, FP_ERR_PERMISSION);
     fp_proto_put_u64(buf, s0);
     id = next_id(e);
-    send_frame(fd, FP_OP_SLAB_FREE, id, buf, 8);
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_FREE, id, buf, 8);
     expect_rejected(e, &lc, fd, FP_OP_SLAB_FREE, id, FP_ERR_PERMISSION, false);
 
     /* Mixed with a slab of its own: the whole request fails, its own slab untouched. */
@@ -1198,7 +886,7 @@ static void test_foreign_slab(void **state)
     reject_data(e, &lc, fd, FP_OP_WRITEV, mixed, 2, data, 32, FP_ERR_PERMISSION);
     id = next_id(e);
     send_range(fd, FP_OP_READ, id, own, 0, sizeof(buf), NULL, 0);
-    h = recv_reply(fd, FP_OP_READ, id, buf, sizeof(buf));
+    h = fp_test_attack_recv_reply(fd, FP_OP_READ, id, buf, sizeof(buf));
     memset(zeros, 0, sizeof(zeros));
     if (h.status != FP_OK || h.length != sizeof(buf) || memcmp(buf, zeros, sizeof(buf)) != 0)
         fail_msg("a rejected WRITEV changed the attacker's own slab (status %d)", (int)h.status);
@@ -1209,14 +897,14 @@ static void test_foreign_slab(void **state)
         reject_range(e, &lc, fd, FP_OP_WRITE, made_up[i], 0, 16, data, 16, FP_ERR_NO_ENTRY);
         fp_proto_put_u64(buf, made_up[i]);
         id = next_id(e);
-        send_frame(fd, FP_OP_SLAB_FREE, id, buf, 8);
+        fp_test_attack_send_frame(fd, FP_OP_SLAB_FREE, id, buf, 8);
         expect_rejected(e, &lc, fd, FP_OP_SLAB_FREE, id, FP_ERR_NO_ENTRY, false);
     }
     raw_free(e, fd, own);
     close(fd);
     free(data);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* A freed slab's id is dead, even once its memory is handed out again. */
@@ -1225,23 +913,23 @@ static void test_freed_slab(void **state)
     env_t *e = *state;
     uint8_t *data = attack_data(4096, 7, 0), buf[65536], slab_id[8];
     fp_proto_hdr_t h;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t s, s2, id;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     s = raw_alloc(e, fd);
     id = next_id(e);
     send_range(fd, FP_OP_WRITE, id, s, 0, 4096, data, 4096);
-    expect_status(fd, FP_OP_WRITE, id, FP_OK);
+    fp_test_attack_expect_status(fd, FP_OP_WRITE, id, FP_OK);
     raw_free(e, fd, s);
 
     reject_range(e, &lc, fd, FP_OP_READ, s, 0, 16, NULL, 0, FP_ERR_NO_ENTRY);
     reject_range(e, &lc, fd, FP_OP_WRITE, s, 0, 4096, data, 4096, FP_ERR_NO_ENTRY);
     fp_proto_put_u64(slab_id, s);
     id = next_id(e);
-    send_frame(fd, FP_OP_SLAB_FREE, id, slab_id, 8);
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_FREE, id, slab_id, 8);
     expect_rejected(e, &lc, fd, FP_OP_SLAB_FREE, id, FP_ERR_NO_ENTRY, false);
 
     /* The memory comes back under a new id, zeroed; the old id stays dead. */
@@ -1251,7 +939,7 @@ static void test_freed_slab(void **state)
     reject_range(e, &lc, fd, FP_OP_READ, s, 0, 16, NULL, 0, FP_ERR_NO_ENTRY);
     id = next_id(e);
     send_range(fd, FP_OP_READ, id, s2, 0, sizeof(buf), NULL, 0);
-    h = recv_reply(fd, FP_OP_READ, id, buf, sizeof(buf));
+    h = fp_test_attack_recv_reply(fd, FP_OP_READ, id, buf, sizeof(buf));
     if (h.status != FP_OK || h.length != sizeof(buf))
         fail_msg("READ of a new slab failed: %d", (int)h.status);
     for (size_t i = 0; i < sizeof(buf); i++) {
@@ -1263,7 +951,7 @@ static void test_freed_slab(void **state)
     close(fd);
     free(data);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* Requests before HELLO: FP_ERR_AUTH, then close; nothing is done. */
@@ -1273,12 +961,12 @@ static void test_before_hello(void **state)
     uint8_t payload[24 + 64], slab_id[8];
     fp_proto_range_t r = {e->vslab[0], 0, 64};
     uint8_t *data = attack_data(64, e->vslab[0], 0);
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t id;
     int fd;
 
     fp_proto_put_u64(slab_id, e->vslab[0]);
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     reject_and_close(e, &lc, false, FP_OP_STATS, NULL, 0, FP_ERR_AUTH);
     reject_and_close(e, &lc, false, FP_OP_PING, "ping", 4, FP_ERR_AUTH);
     reject_and_close(e, &lc, false, FP_OP_SLAB_ALLOC, NULL, 0, FP_ERR_AUTH);
@@ -1291,13 +979,13 @@ static void test_before_hello(void **state)
     /* A WRITE whose data is still on its way when the node says no. */
     fd = raw_connect(e);
     id = next_id(e);
-    encode_request(payload, FP_OP_WRITE, id, 24 + 64);
-    raw_send(fd, payload, FP_PROTO_HDR_SIZE);
+    fp_test_attack_encode_request(payload, FP_OP_WRITE, id, 24 + 64);
+    fp_test_attack_send(fd, payload, FP_PROTO_HDR_SIZE);
     expect_rejected(e, &lc, fd, FP_OP_WRITE, id, FP_ERR_AUTH, true);
     close(fd);
     free(data);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* A second HELLO, and AUTH on a node that has no secret: FP_ERR_PROTOCOL, then close. */
@@ -1306,21 +994,21 @@ static void test_handshake_order(void **state)
     env_t *e = *state;
     fp_proto_hello_req_t req = {1, 1, {0}};
     uint8_t hello[FP_PROTO_HELLO_REQ_SIZE], auth[FP_PROTO_AUTH_REQ_SIZE];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
 
     key_set(req.client_key, KEY_ATTACKER);
     fp_proto_hello_req_encode(&req, hello);
     memset(auth, 0x11, sizeof(auth));
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     reject_and_close(e, &lc, true, FP_OP_HELLO, hello, sizeof(hello), FP_ERR_PROTOCOL);
     reject_and_close(e, &lc, true, FP_OP_AUTH, auth, sizeof(auth), FP_ERR_PROTOCOL);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* One AUTH attempt on a fresh connection with @mac_secret, @mac_key and @mac_nonce. */
-static void auth_attempt(env_t *e, logcheck_t *lc, const char *mac_secret, const char *mac_key,
-                         bool replayed_nonce)
+static void auth_attempt(env_t *e, fp_test_attack_logcheck_t *lc, const char *mac_secret,
+                         const char *mac_key, bool replayed_nonce)
 {
     uint8_t key[FP_PROTO_KEY_SIZE], auth[FP_PROTO_AUTH_REQ_SIZE], nonce[FP_PROTO_NONCE_SIZE];
     uint8_t buf[FP_PROTO_HELLO_REQ_SIZE];
@@ -1333,8 +1021,8 @@ static void auth_attempt(env_t *e, logcheck_t *lc, const char *mac_secret, const
 
     key_set(req.client_key, KEY_ATTACKER);
     fp_proto_hello_req_encode(&req, buf);
-    send_frame(fd, FP_OP_HELLO, id, buf, sizeof(buf));
-    h = recv_reply(fd, FP_OP_HELLO, id, rbuf, sizeof(rbuf));
+    fp_test_attack_send_frame(fd, FP_OP_HELLO, id, buf, sizeof(buf));
+    h = fp_test_attack_recv_reply(fd, FP_OP_HELLO, id, rbuf, sizeof(rbuf));
     if (h.status != FP_OK || fp_proto_hello_rep_decode(rbuf, h.length, &rep) != FP_OK)
         fail_msg("HELLO to the node with a secret failed: %d", (int)h.status);
     if (!(rep.flags & FP_PROTO_HELLO_AUTH_REQUIRED))
@@ -1347,7 +1035,7 @@ static void auth_attempt(env_t *e, logcheck_t *lc, const char *mac_secret, const
     fp_proto_auth_mac(FP_PROTO_AUTH_CLIENT, (const uint8_t *)mac_secret, strlen(mac_secret), nonce,
                       auth, key, auth + FP_PROTO_NONCE_SIZE);
     id = next_id(e);
-    send_frame(fd, FP_OP_AUTH, id, auth, sizeof(auth));
+    fp_test_attack_send_frame(fd, FP_OP_AUTH, id, auth, sizeof(auth));
     expect_rejected(e, lc, fd, FP_OP_AUTH, id, FP_ERR_AUTH, true);
     close(fd);
 }
@@ -1370,7 +1058,7 @@ static void test_wrong_secret(void **state)
     fp_proto_range_t r;
     uint8_t payload[FP_PROTO_AUTH_REQ_SIZE];
     fp_status_t status;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t t0, took;
     env_t *e;
     int fd;
@@ -1381,7 +1069,7 @@ static void test_wrong_secret(void **state)
     args[1] = path;
     e = private_start(args, SECRET, 2); /* the victim authenticates with the secret */
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     auth_attempt(e, &lc, WRONG_SECRET, KEY_ATTACKER, false);
     auth_attempt(e, &lc, SECRET, KEY_VICTIM, false);  /* a proof made for another key */
     auth_attempt(e, &lc, SECRET, KEY_ATTACKER, true); /* a proof made for another nonce */
@@ -1404,14 +1092,14 @@ static void test_wrong_secret(void **state)
             uint32_t len = 0;
 
             fd = raw_connect(e);
-            send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
-            h = recv_reply(fd, FP_OP_HELLO, id, rb, sizeof(rb));
+            fp_test_attack_send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
+            h = fp_test_attack_recv_reply(fd, FP_OP_HELLO, id, rb, sizeof(rb));
             if (h.status != FP_OK || fp_proto_hello_rep_decode(rb, h.length, &rep) != FP_OK)
                 fail_msg("HELLO failed: %d", (int)h.status);
             if (ops[i] == FP_OP_READ)
                 len = fp_proto_ranges_encode(FP_OP_READ, &r, 1, payload);
             id = next_id(e);
-            send_frame(fd, ops[i], id, payload, len);
+            fp_test_attack_send_frame(fd, ops[i], id, payload, len);
             expect_rejected(e, &lc, fd, ops[i], id, FP_ERR_AUTH, true);
             close(fd);
         }
@@ -1419,8 +1107,8 @@ static void test_wrong_secret(void **state)
 
     /* HELLO, then silence: dropped by the handshake timeout (1 s). */
     fd = raw_connect(e);
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: no handshake within", peer);
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: no handshake within", peer);
     {
         fp_proto_hello_req_t req = {1, 1, {0}};
         uint8_t hb[FP_PROTO_HELLO_REQ_SIZE];
@@ -1428,37 +1116,37 @@ static void test_wrong_secret(void **state)
 
         key_set(req.client_key, KEY_ATTACKER);
         fp_proto_hello_req_encode(&req, hb);
-        send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
-        expect_status(fd, FP_OP_HELLO, id, FP_OK);
+        fp_test_attack_send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
+        fp_test_attack_expect_status(fd, FP_OP_HELLO, id, FP_OK);
     }
-    t0 = now_ms();
+    t0 = fp_test_attack_now_ms();
     expect_closed(fd, "HELLO without AUTH");
-    took = now_ms() - t0;
+    took = fp_test_attack_now_ms() - t0;
     if (took > 2000)
         fail_msg("the node dropped a client that never sent AUTH only after %llu ms",
                  (unsigned long long)took);
     close(fd);
     check_healthy(e); /* with the right secret, through the public API */
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 
     /* The right secret over raw bytes: AUTH succeeds; a second AUTH is a protocol error. */
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     raw_ping(e, fd);
     {
         uint64_t id = next_id(e);
 
         memset(payload, 0, sizeof(payload));
-        send_frame(fd, FP_OP_AUTH, id, payload, sizeof(payload));
+        fp_test_attack_send_frame(fd, FP_OP_AUTH, id, payload, sizeof(payload));
         expect_rejected(e, &lc, fd, FP_OP_AUTH, id, FP_ERR_PROTOCOL, true);
     }
     close(fd);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 
     /* The public API with a wrong secret gets FP_ERR_AUTH. */
-    log_begin(e, &lc);
-    log_expect_event(e, &lc, "rejected: %s", fp_status_string(FP_ERR_AUTH));
+    fp_test_attack_log_begin(&e->d, &lc);
+    fp_test_attack_log_expect_event(&e->d, &lc, "rejected: %s", fp_status_string(FP_ERR_AUTH));
     node_params(e, NULL, &p);
     p.secret = WRONG_SECRET;
     p.secret_len = strlen(WRONG_SECRET);
@@ -1469,10 +1157,10 @@ static void test_wrong_secret(void **state)
         fail_msg("farpool_node_connect with a wrong secret: %d (%s), expected FP_ERR_AUTH",
                  (int)status, fp_status_string(status));
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 
     /* ... and without one it is refused as well (the client gives up, the node logs nothing). */
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     node_params(e, NULL, &p);
     p.field_mask &= ~(uint64_t)FARPOOL_NODE_PARAM_SECRET;
     status = farpool_node_connect(e->d.addr, &p, &node);
@@ -1481,7 +1169,7 @@ static void test_wrong_secret(void **state)
         fail_msg("farpool_node_connect without a secret: %d (%s), expected FP_ERR_AUTH",
                  (int)status, fp_status_string(status));
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 
     assert_int_equal(private_stop(), 0);
 }
@@ -1493,7 +1181,7 @@ static void test_second_hello_before_auth(void **state)
     char path[FP_TEST_PATH_MAX];
     fp_proto_hello_req_t req = {1, 1, {0}};
     uint8_t hb[FP_PROTO_HELLO_REQ_SIZE];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t id;
     env_t *e;
     int fd;
@@ -1505,17 +1193,17 @@ static void test_second_hello_before_auth(void **state)
     e = private_start(args, SECRET, 1);
     key_set(req.client_key, KEY_ATTACKER);
     fp_proto_hello_req_encode(&req, hb);
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_connect(e);
     id = next_id(e);
-    send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
-    expect_status(fd, FP_OP_HELLO, id, FP_OK);
+    fp_test_attack_send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
+    fp_test_attack_expect_status(fd, FP_OP_HELLO, id, FP_OK);
     id = next_id(e);
-    send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
+    fp_test_attack_send_frame(fd, FP_OP_HELLO, id, hb, sizeof(hb));
     expect_rejected(e, &lc, fd, FP_OP_HELLO, id, FP_ERR_PROTOCOL, true);
     close(fd);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
     assert_int_equal(private_stop(), 0);
 }
 
@@ -1524,22 +1212,22 @@ static void test_capacity(void **state)
 {
     const char *args[] = {"--capacity", "256K", "--slab-size", "64K", NULL};
     uint64_t v[FP_PROTO_STATS_FIELDS], mine[3], again, id;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     env_t *e;
     int fd, fd2;
 
     (void)state;
     e = private_start(args, NULL, 1); /* slab 1 of 4: the victim's */
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     for (int i = 0; i < 3; i++)
         mine[i] = raw_alloc(e, fd); /* slabs 2, 3 and 4 */
     id = next_id(e);
-    send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0); /* the 5th */
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0); /* the 5th */
     expect_rejected(e, &lc, fd, FP_OP_SLAB_ALLOC, id, FP_ERR_NO_SPACE, false);
     fd2 = raw_open(e, KEY_OTHER);
     id = next_id(e);
-    send_frame(fd2, FP_OP_SLAB_ALLOC, id, NULL, 0);
+    fp_test_attack_send_frame(fd2, FP_OP_SLAB_ALLOC, id, NULL, 0);
     expect_rejected(e, &lc, fd2, FP_OP_SLAB_ALLOC, id, FP_ERR_NO_SPACE, false);
     raw_stats(e, fd2, v);
     if (v[0] != 256u << 10 || v[1] != 256u << 10 || v[3] != 4)
@@ -1549,7 +1237,7 @@ static void test_capacity(void **state)
     raw_free(e, fd, mine[1]);
     again = raw_alloc(e, fd2); /* the freed space serves another client */
     id = next_id(e);
-    send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0);
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0);
     expect_rejected(e, &lc, fd, FP_OP_SLAB_ALLOC, id, FP_ERR_NO_SPACE, false);
     raw_free(e, fd2, again);
     raw_free(e, fd, mine[0]);
@@ -1557,7 +1245,7 @@ static void test_capacity(void **state)
     close(fd);
     close(fd2);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
     wait_used(e, 64u << 10);
     assert_int_equal(private_stop(), 0);
 }
@@ -1578,28 +1266,28 @@ static void test_silent_client(void **state)
     uint8_t hb[FP_PROTO_HDR_SIZE + 10];
     uint64_t t0, took_silent, took_stuck;
     int idle, silent, stuck;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     env_t *e;
 
     (void)state;
     e = private_start(args, NULL, 1);
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     idle = raw_open(e, KEY_ATTACKER); /* ready and idle between frames: kept */
     stuck = raw_open(e, KEY_ATTACKER);
     silent = raw_connect(e);
-    t0 = now_ms();
-    raw_peer(silent, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: no handshake within", peer);
-    raw_peer(stuck, peer, sizeof(peer));
-    log_expect_event(e, &lc, "%s: stalled mid-request", peer);
+    t0 = fp_test_attack_now_ms();
+    fp_test_attack_peer(silent, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: no handshake within", peer);
+    fp_test_attack_peer(stuck, peer, sizeof(peer));
+    fp_test_attack_log_expect_event(&e->d, &lc, "%s: stalled mid-request", peer);
     memset(hb, 0, sizeof(hb));
-    encode_request(hb, FP_OP_PING, next_id(e), 100);
-    raw_send(stuck, hb, sizeof(hb)); /* 10 of 100 payload bytes, then nothing */
+    fp_test_attack_encode_request(hb, FP_OP_PING, next_id(e), 100);
+    fp_test_attack_send(stuck, hb, sizeof(hb)); /* 10 of 100 payload bytes, then nothing */
 
     expect_closed(silent, "a client that never speaks");
-    took_silent = now_ms() - t0;
+    took_silent = fp_test_attack_now_ms() - t0;
     expect_closed(stuck, "a client stuck mid-frame");
-    took_stuck = now_ms() - t0;
+    took_stuck = fp_test_attack_now_ms() - t0;
     if (took_silent < 900 || took_silent > 2000)
         fail_msg("a silent client was dropped after %llu ms; expected about 1000 "
                  "(--handshake-timeout 1)",
@@ -1608,14 +1296,14 @@ static void test_silent_client(void **state)
         fail_msg("a client stuck mid-frame was dropped after %llu ms; expected about 1000 "
                  "(--idle-timeout 1)",
                  (unsigned long long)took_stuck);
-    if (now_ms() - t0 < 1500)
-        sleep_ms((unsigned)(1500 - (now_ms() - t0)));
+    if (fp_test_attack_now_ms() - t0 < 1500)
+        fp_test_attack_sleep_ms((unsigned)(1500 - (fp_test_attack_now_ms() - t0)));
     raw_ping(e, idle); /* more than a timeout later, still served */
     close(silent);
     close(stuck);
     close(idle);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
     assert_int_equal(private_stop(), 0);
 }
 
@@ -1644,11 +1332,11 @@ static void test_vanish_mid_write(void **state)
     fp_proto_range_t r;
     char peer[FP_TEST_ADDR_MAX];
     fp_status_t status;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     frame_t f;
     int fd;
 
-    new_client_stats(e, &before);
+    fp_test_attack_new_client_stats(&e->d, e->secret, &before);
     fd = raw_open(e, KEY_VICTIM);
     x = raw_alloc(e, fd); /* a third slab of the victim's, for the target */
     close(fd);
@@ -1671,12 +1359,12 @@ static void test_vanish_mid_write(void **state)
                                : FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE + len / 2;
         size_t bad;
 
-        log_begin(e, &lc);
+        fp_test_attack_log_begin(&e->d, &lc);
         fd = raw_open(e, KEY_VICTIM);
-        raw_peer(fd, peer, sizeof(peer));
-        log_expect_event(e, &lc, "%s: connection lost", peer);
+        fp_test_attack_peer(fd, peer, sizeof(peer));
+        fp_test_attack_log_expect_event(&e->d, &lc, "%s: connection lost", peer);
         f = frame_data(FP_OP_WRITE, next_id(e), &r, 1, data, len);
-        raw_send(fd, f.buf, sent);
+        fp_test_attack_send(fd, f.buf, sent);
         free(f.buf);
         if (how == 1) {
             struct linger lg = {1, 0};
@@ -1685,7 +1373,7 @@ static void test_vanish_mid_write(void **state)
         }
         close(fd);
         check_healthy(e); /* the victim's two slabs are intact */
-        log_verify(e, &lc);
+        fp_test_attack_log_verify(&e->d, &lc);
 
         status = farpool_slab_read(e->victim, x, 0, got, size);
         if (status != FP_OK)
@@ -1722,13 +1410,13 @@ static void test_never_reads(void **state)
     farpool_node_stats_t before;
     fp_proto_range_t r;
     uint64_t s;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     int fd, fd2;
 
     if (reqs == NULL)
         fail_msg("out of memory");
-    new_client_stats(e, &before);
-    log_begin(e, &lc);
+    fp_test_attack_new_client_stats(&e->d, e->secret, &before);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_ATTACKER);
     s = raw_alloc(e, fd);
     r.slab = s;
@@ -1737,27 +1425,27 @@ static void test_never_reads(void **state)
     for (int i = 0; i < NEVER_READ_REQS; i++) {
         uint8_t *p = reqs + (size_t)i * (FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE);
 
-        encode_request(p, FP_OP_READ, next_id(e), FP_PROTO_RANGE_SIZE);
+        fp_test_attack_encode_request(p, FP_OP_READ, next_id(e), FP_PROTO_RANGE_SIZE);
         fp_proto_ranges_encode(FP_OP_READ, &r, 1, p + FP_PROTO_HDR_SIZE);
     }
-    raw_send(fd, reqs, NEVER_READ_REQS * (FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE));
+    fp_test_attack_send(fd, reqs, NEVER_READ_REQS * (FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE));
     free(reqs);
-    sleep_ms(300); /* the node fills the socket and backs up */
+    fp_test_attack_sleep_ms(300); /* the node fills the socket and backs up */
     for (int i = 0; i < 3; i++) {
         check_healthy(e); /* STATS within 2 s, the victim reads 32 MiB */
-        sleep_ms(100);
+        fp_test_attack_sleep_ms(100);
     }
     if (!fp_test_daemon_alive(&e->d))
         fail_msg("farpoold died");
     /* Closing with replies unread resets the connection: one line for it. */
-    raw_peer(fd, peer, sizeof(peer));
-    log_expect_event2(e, &lc, peer, "send failed", "connection lost");
+    fp_test_attack_peer(fd, peer, sizeof(peer));
+    fp_test_attack_log_expect_event2(&e->d, &lc, peer, "send failed", "connection lost");
     close(fd);
     fd2 = raw_open(e, KEY_ATTACKER);
     raw_free(e, fd2, s);
     close(fd2);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
     wait_used(e, before.used); /* the queued replies let go of the slab */
 }
 
@@ -1770,11 +1458,11 @@ static void test_zero_length_range(void **state)
     fp_proto_range_t wv[2] = {{s1, 0, 0}, {s1, 0, 16}};
     uint8_t *data = attack_data(16, s1, 0);
     uint8_t args[FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t id;
     int fd;
 
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_VICTIM);
     reject_range(e, &lc, fd, FP_OP_READ, s0, 0, 0, NULL, 0, FP_ERR_PROTOCOL);
     reject_range(e, &lc, fd, FP_OP_WRITE, s0, 0, 0, NULL, 0, FP_ERR_PROTOCOL);
@@ -1782,17 +1470,17 @@ static void test_zero_length_range(void **state)
     reject_data(e, &lc, fd, FP_OP_WRITEV, wv, 2, data, 16, FP_ERR_PROTOCOL);
     /* A range with its reserved field set. */
     id = next_id(e);
-    encode_request(args, FP_OP_READ, id, FP_PROTO_RANGE_SIZE);
+    fp_test_attack_encode_request(args, FP_OP_READ, id, FP_PROTO_RANGE_SIZE);
     fp_proto_ranges_encode(FP_OP_READ, rv, 1, args + FP_PROTO_HDR_SIZE);
     args[FP_PROTO_HDR_SIZE + 20] = 1;
-    raw_send(fd, args, sizeof(args));
+    fp_test_attack_send(fd, args, sizeof(args));
     expect_rejected(e, &lc, fd, FP_OP_READ, id, FP_ERR_PROTOCOL, false);
     /* A READ frame longer than its args. */
     reject_range(e, &lc, fd, FP_OP_READ, s0, 0, 16, data, 16, FP_ERR_PROTOCOL);
     close(fd);
     free(data);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* READV/WRITEV range counts of 0 and 1025, and the other vector errors. */
@@ -1805,7 +1493,7 @@ static void test_readv_count(void **state)
     uint8_t *data = attack_data(4096, s0, 0), *got = malloc(size);
     uint8_t vec[FP_PROTO_HDR_SIZE + FP_PROTO_VEC_HDR];
     fp_proto_hdr_t h;
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     uint64_t id;
     frame_t f;
     int fd;
@@ -1817,7 +1505,7 @@ static void test_readv_count(void **state)
         r[i].offset = (uint64_t)i * 4096;
         r[i].length = 1;
     }
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     fd = raw_open(e, KEY_VICTIM);
     reject_data(e, &lc, fd, FP_OP_READV, r, 0, NULL, 0, FP_ERR_PROTOCOL);
     reject_data(e, &lc, fd, FP_OP_WRITEV, r, 0, data, 16, FP_ERR_PROTOCOL);
@@ -1826,17 +1514,17 @@ static void test_readv_count(void **state)
 
     /* The vector header's reserved field. */
     id = next_id(e);
-    encode_request(vec, FP_OP_READV, id, FP_PROTO_VEC_HDR);
+    fp_test_attack_encode_request(vec, FP_OP_READV, id, FP_PROTO_VEC_HDR);
     fp_proto_put_u32(vec + FP_PROTO_HDR_SIZE, 1);
     fp_proto_put_u32(vec + FP_PROTO_HDR_SIZE + 4, 1);
-    raw_send(fd, vec, sizeof(vec));
+    fp_test_attack_send(fd, vec, sizeof(vec));
     expect_rejected(e, &lc, fd, FP_OP_READV, id, FP_ERR_PROTOCOL, false);
 
     /* A count of 2 in a frame that holds 3 ranges. */
     id = next_id(e);
     f = frame_data(FP_OP_READV, id, r, 3, NULL, 0);
     fp_proto_put_u32(f.buf + FP_PROTO_HDR_SIZE, 2);
-    raw_send(fd, f.buf, f.len);
+    fp_test_attack_send(fd, f.buf, f.len);
     free(f.buf);
     expect_rejected(e, &lc, fd, FP_OP_READV, id, FP_ERR_PROTOCOL, false);
 
@@ -1853,7 +1541,7 @@ static void test_readv_count(void **state)
         r[i].length = (uint32_t)(size / FP_PROTO_MAX_RANGES);
     id = next_id(e);
     send_data(fd, FP_OP_READV, id, r, FP_PROTO_MAX_RANGES, NULL, 0);
-    h = recv_reply(fd, FP_OP_READV, id, got, size);
+    h = fp_test_attack_recv_reply(fd, FP_OP_READV, id, got, size);
     if (h.status != FP_OK || h.length != size)
         fail_msg("READV of 1024 ranges covering 16 MiB: status %d, %u bytes", (int)h.status,
                  h.length);
@@ -1863,7 +1551,7 @@ static void test_readv_count(void **state)
     free(data);
     free(got);
     check_healthy(e);
-    log_verify(e, &lc);
+    fp_test_attack_log_verify(&e->d, &lc);
 }
 
 /* 1000 connections at once (half say HELLO, half stay silent), then all closed. */
@@ -1874,7 +1562,7 @@ static void test_many_connections(void **state)
     uint64_t v[FP_PROTO_STATS_FIELDS], deadline, clients0;
     fp_proto_hello_req_t req = {1, 1, {0}};
     uint8_t hb[FP_PROTO_HDR_SIZE + FP_PROTO_HELLO_REQ_SIZE];
-    logcheck_t lc;
+    fp_test_attack_logcheck_t lc;
     int fd;
 
     if (fds == NULL)
@@ -1885,19 +1573,19 @@ static void test_many_connections(void **state)
     raw_stats(e, fd, v);
     do { /* until the clients of earlier tests are gone */
         clients0 = v[4];
-        sleep_ms(50);
+        fp_test_attack_sleep_ms(50);
         raw_stats(e, fd, v);
     } while (v[4] != clients0);
-    log_begin(e, &lc);
+    fp_test_attack_log_begin(&e->d, &lc);
     for (int i = 0; i < MANY_CONNS; i++) {
         fds[i] = raw_connect(e);
         if (i % 2 == 0) {
-            encode_request(hb, FP_OP_HELLO, (uint64_t)i, FP_PROTO_HELLO_REQ_SIZE);
-            raw_send(fds[i], hb, sizeof(hb));
+            fp_test_attack_encode_request(hb, FP_OP_HELLO, (uint64_t)i, FP_PROTO_HELLO_REQ_SIZE);
+            fp_test_attack_send(fds[i], hb, sizeof(hb));
         }
     }
     for (int i = 0; i < MANY_CONNS; i += 2)
-        expect_status(fds[i], FP_OP_HELLO, (uint64_t)i, FP_OK);
+        fp_test_attack_expect_status(fds[i], FP_OP_HELLO, (uint64_t)i, FP_OK);
     raw_stats(e, fd, v);
     if (v[4] != clients0 + MANY_CONNS)
         fail_msg("STATS shows %llu clients with %d more connected; expected %llu",
@@ -1906,19 +1594,19 @@ static void test_many_connections(void **state)
     for (int i = 0; i < MANY_CONNS; i++)
         close(fds[i]);
     free(fds);
-    deadline = now_ms() + 3000;
+    deadline = fp_test_attack_now_ms() + 3000;
     for (;;) {
         raw_stats(e, fd, v);
         if (v[4] == clients0)
             break;
-        if (now_ms() >= deadline)
+        if (fp_test_attack_now_ms() >= deadline)
             fail_msg("STATS still shows %llu clients, %llu before the 1000 came and went",
                      (unsigned long long)v[4], (unsigned long long)clients0);
-        sleep_ms(20);
+        fp_test_attack_sleep_ms(20);
     }
     close(fd);
     check_healthy(e);
-    log_verify(e, &lc); /* clients that leave cleanly are not warnings */
+    fp_test_attack_log_verify(&e->d, &lc); /* clients that leave cleanly are not warnings */
 }
 
 /* SIGTERM makes the daemon exit 0, with clients connected, one of them mid-frame. */
@@ -1933,8 +1621,8 @@ static void test_sigterm_exit_zero(void **state)
     e = private_start(args, NULL, 2);
     fd = raw_open(e, KEY_ATTACKER);
     memset(hb, 0, sizeof(hb));
-    encode_request(hb, FP_OP_PING, next_id(e), 100);
-    raw_send(fd, hb, sizeof(hb));
+    fp_test_attack_encode_request(hb, FP_OP_PING, next_id(e), 100);
+    fp_test_attack_send(fd, hb, sizeof(hb));
     check_healthy(e);
     code = fp_test_daemon_stop(&e->d); /* with its clients still connected */
     close(fd);
@@ -1949,7 +1637,6 @@ static int group_setup(void **state)
 {
     static const char *const args[] = {"--capacity", "256M", "--slab-size", "16M", NULL};
     static env_t env;
-    struct sigaction sa;
     struct rlimit rl;
 
     /* 1000 connections need as many descriptors, here and in the daemon. */
@@ -1957,11 +1644,8 @@ static int group_setup(void **state)
         rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = watchdog_fired;
-    sa.sa_flags = SA_NODEFER; /* the handler longjmps out; SIGALRM must stay unblocked */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
+    fp_test_attack_watchdog_install();
+    fp_test_attack_set_note(daemon_note);
 
     if (env_start(&env, args, NULL, VICTIM_SLABS) != 0)
         return -1;
@@ -1989,7 +1673,8 @@ static int group_teardown(void **state)
     return 0;
 }
 
-#define BADINPUT_TEST(f) cmocka_unit_test_setup_teardown(f, watchdog_arm, watchdog_disarm)
+#define BADINPUT_TEST(f)                                                                           \
+    cmocka_unit_test_setup_teardown(f, fp_test_attack_watchdog_arm, watchdog_disarm)
 
 int main(void)
 {
