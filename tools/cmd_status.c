@@ -146,13 +146,16 @@ static int status_clients(bool json)
         close(fd);
         if (sh == MAP_FAILED)
             continue;
-        /* Skip what is not ours to read, and programs that died without cleaning up. */
-        if (sh->magic == FP_STATS_MAGIC && sh->version == FP_STATS_VERSION &&
-            (kill(sh->pid, 0) == 0 || errno == EPERM)) {
-            if (!json && n > 0)
-                printf("\n");
-            print_client(sh, json, n == 0);
-            n++;
+        /* Skip what is not ours to read; remove what programs that died left behind. */
+        if (sh->magic == FP_STATS_MAGIC && sh->version == FP_STATS_VERSION) {
+            if (kill(sh->pid, 0) == 0 || errno == EPERM) {
+                if (!json && n > 0)
+                    printf("\n");
+                print_client(sh, json, n == 0);
+                n++;
+            } else if (errno == ESRCH) {
+                shm_unlink(name); /* best effort: another user's file stays */
+            }
         }
         munmap(sh, sizeof(*sh));
     }
