@@ -10,7 +10,7 @@ packages=(
     build-essential cmake ninja-build pkg-config
     clang clang-format libclang-rt-14-dev
     libsodium-dev libcmocka-dev
-    memcached gnuplot-nox iproute2 procps
+    libmemcached-dev memcached gnuplot-nox iproute2 procps
 )
 
 missing=()

@@ -10,20 +10,27 @@
 
 #include "cli.h"
 #include "common/log.h"
+#ifdef FP_HAVE_BENCH
+#include "moe.h"
+#include "tiers.h"
+#endif
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: farpool COMMAND [OPTIONS]\n"
-                 "Use the memory of other machines as a pool.\n\n"
-                 "Commands:\n"
-                 "  status --node ADDR:PORT [--json]     show a memory node's capacity and use\n"
-                 "  status --clients [--json]            regions mapped by programs here\n"
-                 "  bench rw --node ADDR:PORT [--size S] write, read back and verify S bytes\n\n"
-                 "Options of every command:\n"
-                 "  --secret-file FILE   the pool's secret (default: $FARPOOL_SECRET_FILE)\n"
-                 "  -h, --help           help of a command\n\n"
-                 "  farpool --version    show the version\n\n"
-                 "See farpool(1).\n");
+    fprintf(out,
+            "Usage: farpool COMMAND [OPTIONS]\n"
+            "Use the memory of other machines as a pool.\n\n"
+            "Commands:\n"
+            "  status --node ADDR:PORT [--json]     show a memory node's capacity and use\n"
+            "  status --clients [--json]            regions mapped by programs here\n"
+            "  bench rw --node ADDR:PORT [--size S] write, read back and verify S bytes\n"
+            "  bench moe [OPTIONS]                  the MoE expert-loading experiment\n"
+            "  bench tiers [OPTIONS]                latency and bandwidth of each memory tier\n\n"
+            "Options of every command:\n"
+            "  --secret-file FILE   the pool's secret (default: $FARPOOL_SECRET_FILE)\n"
+            "  -h, --help           help of a command\n\n"
+            "  farpool --version    show the version\n\n"
+            "See farpool(1).\n");
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -81,7 +88,15 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "bench") == 0) {
         if (argc >= 3 && strcmp(argv[2], "rw") == 0)
             return cli_bench_rw(argc - 2, argv + 2);
-        return cli_usage_error("", "bench needs a benchmark name: rw");
+#ifdef FP_HAVE_BENCH
+        if (argc >= 3 && strcmp(argv[2], "moe") == 0)
+            return bench_moe_main(argc - 2, argv + 2);
+        if (argc >= 3 && strcmp(argv[2], "tiers") == 0)
+            return bench_tiers_main(argc - 2, argv + 2);
+        return cli_usage_error("", "bench needs a benchmark name: rw, moe or tiers");
+#else
+        return cli_usage_error("", "bench needs a benchmark name: rw (built without bench/)");
+#endif
     }
     return cli_usage_error("", "unknown command '%s'", argv[1]);
 }
