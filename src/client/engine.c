@@ -132,6 +132,7 @@ struct fp_engine {
     bool pfwait;         /* a farpool_prefetch_wait() is waiting */
     _Atomic uint64_t *cache_used;
     uint64_t cache_budget;
+    bool readahead; /* the automatic prefetcher is on */
     pthread_t thread;
 
     /* Commands from the application's thread. */
@@ -291,6 +292,11 @@ static void fetch_finish(fetch_t *f)
         return;
     }
     if (status == FP_OK) {
+        /* Count it before mapping it: mapping wakes the faulting thread, which
+         * may read the counters at once and must find its fetch there. */
+        atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
+        fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
         /* Map what the head did not. */
         if (f->head_mapped) {
             if (f->head_off > off)
@@ -303,9 +309,6 @@ static void fetch_finish(fetch_t *f)
         }
     }
     if (status == FP_OK) {
-        atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
-        fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
         fp_block_fill_done(e->blocks, b, true);
         /* A write to the early-mapped head was left waiting (write-protect fault
          * on a block in flight): let it retry now. Without an early head, the
@@ -627,9 +630,13 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
 static void note_access(fp_engine_t *e, uint64_t b)
 {
     uint64_t plan[AUTO_WINDOW_MAX];
-    int64_t trend = fp_prefetch_record(&e->trend, b);
-    unsigned n = fp_prefetch_plan(&e->trend, b, trend, e->nblocks, plan, AUTO_WINDOW_MAX);
+    int64_t trend;
+    unsigned n;
 
+    if (!e->readahead)
+        return;
+    trend = fp_prefetch_record(&e->trend, b);
+    n = fp_prefetch_plan(&e->trend, b, trend, e->nblocks, plan, AUTO_WINDOW_MAX);
     for (unsigned i = 0; i < n; i++) {
         if (fp_block_state(e->blocks, plan[i]) == FP_BLOCK_ABSENT &&
             !fetch_begin(e, plan[i], 0, true, false))
@@ -756,13 +763,17 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
         atomic_fetch_add_explicit(&e->st->minor, 1, memory_order_relaxed);
         if (state == FP_BLOCK_RESIDENT || state == FP_BLOCK_DIRTY) {
             bool first_use = (e->pf[b] & PF_UNUSED) != 0;
-            /* Mark it used and map it before reading ahead: the prefetches that
-             * follow may evict, and must not take this block from under us. */
+            /* Mark it used (and count that, before the wake-up lets the thread
+             * read the counters) and map it before reading ahead: the
+             * prefetches that follow may evict, and must not take this block
+             * from under us. */
             fp_block_touch(e->blocks, b);
-            map_range(e, boff, blen, state == FP_BLOCK_RESIDENT);
             if (first_use) {
                 e->pf[b] &= (uint8_t)~PF_UNUSED;
                 atomic_fetch_add_explicit(&e->st->pf_used, 1, memory_order_relaxed);
+            }
+            map_range(e, boff, blen, state == FP_BLOCK_RESIDENT);
+            if (first_use) {
                 fp_prefetch_used(&e->trend);
                 note_access(e, b);
             }
@@ -955,6 +966,7 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     e->readonly = params->readonly;
     e->cache_used = params->cache_used;
     e->cache_budget = params->cache_budget;
+    e->readahead = params->readahead;
     e->memfd = e->uffd = e->cmd_fd = -1;
     e->map = e->stage = MAP_FAILED;
 
