@@ -126,6 +126,41 @@ static void test_strided_scans(void **state)
     }
 }
 
+/* With readahead off, a sequential scan fetches only what it touches. */
+static void test_readahead_off(void **state)
+{
+    const char *nodes[] = {daemon_.addr};
+    const uint32_t granule = 64 << 10;
+    const uint64_t nblocks = 256;
+    farpool_context_params_t p;
+    farpool_context_t *ctx = NULL;
+    farpool_region_t *region;
+    farpool_stats_t st;
+    volatile uint64_t sink = 0;
+    void *addr;
+
+    (void)state;
+    memset(&p, 0, sizeof(p));
+    p.field_mask = FARPOOL_CONTEXT_PARAM_NODES | FARPOOL_CONTEXT_PARAM_READAHEAD;
+    p.nodes = nodes;
+    p.nnodes = 1;
+    p.readahead = 0;
+    assert_int_equal(farpool_context_create(&p, &ctx), FP_OK);
+    assert_int_equal(farpool_region_create(ctx, "noreadahead", nblocks * granule, granule, &region),
+                     FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    for (uint64_t b = 0; b < nblocks; b++)
+        sink += use_block(addr, b, granule);
+    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    print_stats("noreadahead", &st);
+    assert_int_equal(st.prefetch_issued, 0);
+    assert_int_equal(st.blocks_fetched, nblocks);
+    (void)sink;
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "noreadahead"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
 static void test_random_stays_quiet(void **state)
 {
     const uint32_t granule = 64 << 10;
@@ -372,6 +407,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequential_scan),
         cmocka_unit_test(test_strided_scans),
+        cmocka_unit_test(test_readahead_off),
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
         cmocka_unit_test(test_release_writes_back),

@@ -141,6 +141,7 @@ enum farpool_context_params_field {
     FARPOOL_CONTEXT_PARAM_SECRET_FILE = 1u << 1, /* secret_file */
     FARPOOL_CONTEXT_PARAM_CACHE_BYTES = 1u << 2, /* cache_bytes */
     FARPOOL_CONTEXT_PARAM_TIMEOUT = 1u << 3,     /* timeout_ms */
+    FARPOOL_CONTEXT_PARAM_READAHEAD = 1u << 4,   /* readahead */
 };
 
 typedef struct farpool_context_params {
@@ -154,6 +155,12 @@ typedef struct farpool_context_params {
     uint64_t cache_bytes;
     /** Deadline of each network operation, ms. Default 10000. */
     int timeout_ms;
+    /**
+     * The automatic prefetcher (sequential and strided read-ahead from the
+     * fault stream): 1 on, 0 off. Default on. farpool_prefetch() hints work
+     * either way.
+     */
+    int readahead;
 } farpool_context_params_t;
 
 /** Connect to the nodes. On FP_OK *@ctx_p is freed with farpool_context_destroy(). */

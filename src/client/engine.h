@@ -27,6 +27,7 @@ typedef struct fp_engine_params {
     bool readonly;
     _Atomic uint64_t *cache_used; /* the context's cache bytes in use, shared */
     uint64_t cache_budget;        /* the context's budget */
+    bool readahead;               /* run the automatic prefetcher */
 } fp_engine_params_t;
 
 /*
