@@ -70,6 +70,7 @@
 
 #define PAGE_SIZE_BYTES 4096u
 #define HEAD_SIZE       (64u << 10)
+#define HUGE_SIZE       (2u << 20) /* a PMD-mapped huge page */
 #define MAX_FETCHES     64
 #define MAX_RANGES      40 /* ranges of one block: 2 MiB over 64 KiB slabs, + head split */
 #define UFFD_MSG_BATCH  64
@@ -929,6 +930,30 @@ static void *engine_thread(void *arg)
     }
 }
 
+/*
+ * Map @len bytes of @fd at a 2 MiB-aligned address, so that the page cache's
+ * huge pages (shmem THP, when the system allows it) can back whole blocks.
+ */
+static uint8_t *map_cache(uint64_t len, int prot, int fd)
+{
+    const uint64_t align = HUGE_SIZE;
+    uint8_t *r, *a;
+
+    r = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return MAP_FAILED;
+    a = (uint8_t *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
+    if (mmap(a, len, prot, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+        munmap(r, len + align);
+        return MAP_FAILED;
+    }
+    if (a > r)
+        munmap(r, (size_t)(a - r));
+    if (r + len + align > a + len)
+        munmap(a + len, (size_t)(r + len + align - (a + len)));
+    return a;
+}
+
 static fp_status_t engine_command(fp_engine_t *e, engine_cmd_t cmd, uint64_t off, uint64_t len)
 {
     uint64_t one = 1;
@@ -1010,11 +1035,17 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
         goto err_blocks;
     }
     prot = PROT_READ | (e->readonly ? 0 : PROT_WRITE);
-    e->map = mmap(NULL, e->map_size, prot, MAP_SHARED, e->memfd, 0);
-    e->stage = mmap(NULL, e->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, e->memfd, 0);
+    e->map = map_cache(e->map_size, prot, e->memfd);
+    e->stage = map_cache(e->map_size, PROT_READ | PROT_WRITE, e->memfd);
     if (e->map == MAP_FAILED || e->stage == MAP_FAILED) {
         fp_error("region %s: mmap of %" PRIu64 " bytes: %s", e->name, e->map_size, strerror(errno));
         goto err_unmap;
+    }
+    if (e->granule >= HUGE_SIZE) {
+        /* Whole blocks are whole huge pages: one allocation per block instead
+         * of 512 (where shmem THP is allowed; see docs/fault-engine.md). */
+        madvise(e->map, e->map_size, MADV_HUGEPAGE);
+        madvise(e->stage, e->map_size, MADV_HUGEPAGE);
     }
     madvise(e->map, e->map_size, MADV_DONTFORK);
     madvise(e->stage, e->map_size, MADV_DONTFORK);
