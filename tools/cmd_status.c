@@ -76,8 +76,9 @@ static void print_client(const fp_stats_shared_t *sh, bool json, bool first)
 
     fp_stats_read(sh, &s);
     demand = s.blocks_fetched > s.prefetch_issued ? s.blocks_fetched - s.prefetch_issued : 0;
-    accuracy_den = s.prefetch_issued;
-    coverage_den = s.prefetch_used + s.prefetch_late + demand;
+    /* Accuracy is the automatic prefetcher's (hinted blocks' use is not seen). */
+    accuracy_den = s.prefetch_issued - s.prefetch_hinted;
+    coverage_den = s.prefetch_used + s.prefetch_late + s.prefetch_hinted + demand;
     if (json) {
         /* Region names are [A-Za-z0-9._-]; node addresses HOST:PORT: nothing to escape. */
         printf("%s{\"pid\":%d,\"region\":\"%s\",\"node\":\"%s\",\"size\":%" PRIu64
@@ -87,14 +88,14 @@ static void print_client(const fp_stats_shared_t *sh, bool json, bool first)
                ",\"writebacks\":%" PRIu64 ",\"fetch_errors\":%" PRIu64 ",\"fetch_p50_ns\":%" PRIu64
                ",\"fetch_p99_ns\":%" PRIu64 ",\"prefetch_issued\":%" PRIu64
                ",\"prefetch_used\":%" PRIu64 ",\"prefetch_wasted\":%" PRIu64
-               ",\"prefetch_late\":%" PRIu64
+               ",\"prefetch_late\":%" PRIu64 ",\"prefetch_hinted\":%" PRIu64
                ",\"prefetch_accuracy\":%.3f,\"prefetch_coverage\":%.3f}",
                first ? "" : ",", (int)sh->pid, sh->region, sh->node, sh->size, sh->granule,
                s.cache_bytes, sh->cache_budget, s.faults, s.minor_faults, s.blocks_fetched,
                s.bytes_in, s.bytes_out, s.evictions, s.writebacks, s.fetch_errors, s.fetch_p50_ns,
                s.fetch_p99_ns, s.prefetch_issued, s.prefetch_used, s.prefetch_wasted,
-               s.prefetch_late, pct(s.prefetch_used, accuracy_den) / 100,
-               pct(s.prefetch_used + s.prefetch_late, coverage_den) / 100);
+               s.prefetch_late, s.prefetch_hinted, pct(s.prefetch_used, accuracy_den) / 100,
+               pct(s.prefetch_used + s.prefetch_late + s.prefetch_hinted, coverage_den) / 100);
         return;
     }
     fp_format_size(s.cache_bytes, cache, sizeof(cache));
@@ -111,11 +112,11 @@ static void print_client(const fp_stats_shared_t *sh, bool json, bool first)
            " bytes out; latency p50 %.1f us, p99 %.1f us\n",
            s.blocks_fetched, s.bytes_in, s.bytes_out, (double)s.fetch_p50_ns / 1e3,
            (double)s.fetch_p99_ns / 1e3);
-    printf("  prefetch     %" PRIu64 " issued, %" PRIu64 " used, %" PRIu64 " late, %" PRIu64
-           " wasted; accuracy %.1f%%, coverage %.1f%%\n",
-           s.prefetch_issued, s.prefetch_used, s.prefetch_late, s.prefetch_wasted,
-           pct(s.prefetch_used, accuracy_den),
-           pct(s.prefetch_used + s.prefetch_late, coverage_den));
+    printf("  prefetch     %" PRIu64 " issued (%" PRIu64 " hinted), %" PRIu64 " used, %" PRIu64
+           " late, %" PRIu64 " wasted; accuracy %.1f%%, coverage %.1f%%\n",
+           s.prefetch_issued, s.prefetch_hinted, s.prefetch_used, s.prefetch_late,
+           s.prefetch_wasted, pct(s.prefetch_used, accuracy_den),
+           pct(s.prefetch_used + s.prefetch_late + s.prefetch_hinted, coverage_den));
 }
 
 /* List the regions that running programs on this machine have mapped. */

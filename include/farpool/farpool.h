@@ -262,9 +262,16 @@ typedef struct farpool_stats {
     uint64_t fetch_p99_ns;
     uint64_t fetch_max_ns;
     uint64_t prefetch_issued; /* blocks fetched ahead of use (automatic or hinted) */
-    uint64_t prefetch_used;   /* ...then used: accuracy = used / issued */
-    uint64_t prefetch_wasted; /* ...evicted or released without being used */
+    uint64_t prefetch_used;   /* ...by the automatic prefetcher, then used */
+    uint64_t prefetch_wasted; /* ...by the automatic prefetcher, dropped without being used */
     uint64_t prefetch_late;   /* ...touched while still in flight (waited, not refetched) */
+    /*
+     * ...for farpool_prefetch(). Those are mapped whole as they land, so that
+     * using them costs no fault at all; their use is therefore not observed,
+     * and they count in neither used nor wasted. Accuracy of the automatic
+     * prefetcher = used / (issued - hinted).
+     */
+    uint64_t prefetch_hinted;
 } farpool_stats_t;
 
 FARPOOL_API fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p);

@@ -83,8 +83,9 @@
 #define PF_UNUSED   0x2 /* fetched ahead, not touched yet */
 #define PF_LATE     0x4 /* touched while still in flight */
 #define PF_FETCHING                                                                                \
-    0x8 /* a fetch of it is on the wire (FETCHING without it: claimed by a                         \
-         * farpool_prefetch() hint, not issued yet) */
+    0x8                  /* a fetch of it is on the wire (FETCHING without it: claimed by a        \
+                          * farpool_prefetch() hint, not issued yet) */
+#define PF_SENTINEL 0x10 /* all mapped but its first page, whose touch says it is used */
 
 typedef enum engine_cmd {
     CMD_NONE = 0,
@@ -103,6 +104,7 @@ typedef struct fetch {
     uint64_t block;
     uint64_t start_ns;
     bool prefetch; /* ahead of use: no head part, enters the cache cold and unmapped */
+    bool hinted;   /* ...asked for by farpool_prefetch(): mapped whole as it lands */
     int pending;   /* xfers outstanding */
     fp_status_t status;
     bool head_mapped;
@@ -273,11 +275,27 @@ static void fetch_finish(fetch_t *f)
             atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
             fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
-            if (!(e->pf[b] & PF_LATE))
-                e->pf[b] |= PF_UNUSED;
-            e->pf[b] &= (uint8_t)~PF_LATE;
-            fp_block_fill_done(e->blocks, b, true);
-            fp_block_cool(e->blocks, b);
+            if (f->hinted) {
+                /* The application said it needs it: map it whole, so that its
+                 * use costs no fault. CLOCK spares it once (unmapping it) before
+                 * it can go, as it cannot see whether it was used. */
+                atomic_fetch_add_explicit(&e->st->pf_hinted, 1, memory_order_relaxed);
+                e->pf[b] &= (uint8_t)~PF_LATE;
+                fp_block_fill_done(e->blocks, b, true);
+                map_range(e, off, len, true);
+            } else {
+                if (!(e->pf[b] & PF_LATE))
+                    e->pf[b] |= PF_UNUSED;
+                e->pf[b] &= (uint8_t)~PF_LATE;
+                fp_block_fill_done(e->blocks, b, true);
+                fp_block_cool(e->blocks, b);
+                /* Map it now, while the application is busy elsewhere, all but
+                 * its first page: the touch of that page is the minor fault that
+                 * says the block was used, and costs one page, not the block. */
+                if (len > PAGE_SIZE_BYTES &&
+                    map_range(e, off + PAGE_SIZE_BYTES, len - PAGE_SIZE_BYTES, true) == FP_OK)
+                    e->pf[b] |= PF_SENTINEL;
+            }
         } else {
             /* A guess that failed costs nothing: drop it; a real access will fetch
              * (and, if the node is really gone, fail loudly) on its own. */
@@ -477,6 +495,7 @@ static void spare_block(uint64_t b, void *arg)
 {
     fp_engine_t *e = arg;
 
+    e->pf[b] &= (uint8_t)~PF_SENTINEL;
     madvise(e->map + block_off(e, b), block_map_len(e, b), MADV_DONTNEED);
 }
 
@@ -579,6 +598,7 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
     f->status = FP_OK;
     f->head_mapped = false;
     f->prefetch = prefetch;
+    f->hinted = prefetch && claimed;
     f->pending = 0;
     e->pf[b] = (uint8_t)((e->pf[b] & PF_LATE) | PF_FETCHING);
     if (prefetch) {
@@ -772,6 +792,10 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
             if (first_use) {
                 e->pf[b] &= (uint8_t)~PF_UNUSED;
                 atomic_fetch_add_explicit(&e->st->pf_used, 1, memory_order_relaxed);
+            }
+            if (e->pf[b] & PF_SENTINEL) {
+                e->pf[b] &= (uint8_t)~PF_SENTINEL;
+                blen = PAGE_SIZE_BYTES; /* the rest is mapped */
             }
             map_range(e, boff, blen, state == FP_BLOCK_RESIDENT);
             if (first_use) {

@@ -132,4 +132,5 @@ void fp_stats_read(const fp_stats_shared_t *st, farpool_stats_t *s)
     s->prefetch_used = atomic_load(&st->pf_used);
     s->prefetch_wasted = atomic_load(&st->pf_wasted);
     s->prefetch_late = atomic_load(&st->pf_late);
+    s->prefetch_hinted = atomic_load(&st->pf_hinted);
 }

@@ -33,7 +33,7 @@ typedef struct fp_stats_shared {
     uint64_t size, granule, cache_budget, mapped_at_ms;
     _Atomic uint64_t faults, minor, wp, fetched, bytes_in, bytes_out;
     _Atomic uint64_t evictions, writebacks, fetch_errors, cache, cache_peak;
-    _Atomic uint64_t pf_issued, pf_used, pf_wasted, pf_late;
+    _Atomic uint64_t pf_issued, pf_used, pf_wasted, pf_late, pf_hinted;
     _Atomic uint64_t lat_hist[FP_STATS_LAT_BUCKETS];
     _Atomic uint64_t lat_max;
 } fp_stats_shared_t;
