@@ -954,6 +954,34 @@ static void *engine_thread(void *arg)
     }
 }
 
+#define SHMEM_THP_PATH "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+/*
+ * Whether the system lets a memfd be backed by huge pages when asked with
+ * MADV_HUGEPAGE: the bracketed choice of SHMEM_THP_PATH is not "never" or
+ * "deny". Said once per process when it does not, with the way out.
+ */
+static void check_shmem_thp(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    char line[256] = "";
+    const char *choice;
+    FILE *f = fopen(SHMEM_THP_PATH, "re");
+
+    if (f == NULL)
+        return;
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    choice = strchr(line, '[');
+    if (choice == NULL || (strncmp(choice, "[never]", 7) != 0 && strncmp(choice, "[deny]", 6) != 0))
+        return;
+    if (!atomic_flag_test_and_set(&said))
+        fp_info("shmem huge pages are off (%s: %.7s): each 2 MiB block is filled as 512 small "
+                "pages, several times slower; as root, 'echo advise > %s' lets farpool use them",
+                SHMEM_THP_PATH, choice, SHMEM_THP_PATH);
+}
+
 /*
  * Map @len bytes of @fd at a 2 MiB-aligned address, so that the page cache's
  * huge pages (shmem THP, when the system allows it) can back whole blocks.
@@ -1070,6 +1098,7 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
          * of 512 (where shmem THP is allowed; see docs/fault-engine.md). */
         madvise(e->map, e->map_size, MADV_HUGEPAGE);
         madvise(e->stage, e->map_size, MADV_HUGEPAGE);
+        check_shmem_thp();
     }
     madvise(e->map, e->map_size, MADV_DONTFORK);
     madvise(e->stage, e->map_size, MADV_DONTFORK);
