@@ -117,6 +117,7 @@ void moe_report_table(FILE *out, const moe_report_info_t *info, unsigned si)
         for (unsigned s = 0; s < MOE_NSTRATEGIES; s++) {
             const moe_result_t *r = &info->result[si][s];
             char load[32], unload[32], vs_disk[32], vs_4k[32], lu[32], fv[32], fpf[32], srv[32];
+            char loads[32];
 
             if (r->outcome == MOE_NOT_WANTED)
                 continue;
@@ -133,10 +134,18 @@ void moe_report_table(FILE *out, const moe_report_info_t *info, unsigned si)
                 continue;
             }
             fmt_ms(load, sizeof(load), r->load_ms);
-            fmt_ms(unload, sizeof(unload), r->unload_ms);
+            if (r->unloads_done > 0)
+                fmt_ms(unload, sizeof(unload), r->unload_ms);
+            else
+                snprintf(unload, sizeof(unload), "-");
+            if (r->loads_done < r->loads)
+                snprintf(loads, sizeof(loads), "%u of %u", r->loads_done, r->loads);
+            else
+                snprintf(loads, sizeof(loads), "%u", r->loads);
             fmt_ratio(vs_disk, sizeof(vs_disk), r->load_ms, disk ? disk->load_ms : -1);
             fmt_ratio(vs_4k, sizeof(vs_4k), r->load_ms, fp4k ? fp4k->load_ms : -1);
-            fmt_change(lu, sizeof(lu), r->load_unload_s, disk ? disk->load_unload_s : -1);
+            fmt_change(lu, sizeof(lu), r->load_unload_per_load_ms,
+                       disk ? disk->load_unload_per_load_ms : -1);
             fmt_change(fv, sizeof(fv), r->faults_app, disk ? disk->faults_app : -1);
             if (s >= MOE_FP4K)
                 snprintf(fpf, sizeof(fpf), "%.0f", r->faults_fp);
@@ -147,10 +156,10 @@ void moe_report_table(FILE *out, const moe_report_info_t *info, unsigned si)
             else
                 snprintf(srv, sizeof(srv), "-");
             fprintf(out,
-                    "| %s%s%s | %u | %s | %s | %.0f | %s | %.0f | %.2f | %s | %.2f | %s | %s | %s "
+                    "| %s%s%s | %s | %s | %s | %.0f | %s | %.0f | %.2f | %s | %.2f | %s | %s | %s "
                     "| %s |\n",
                     moe_strategy_label[s], r->wrong ? " **WRONG DATA**" : "",
-                    r->truncated ? " (time limit)" : "", r->loads, load, unload, r->faults_app, fpf,
+                    r->truncated ? " (time limit)" : "", loads, load, unload, r->faults_app, fpf,
                     r->bytes_moved / MIB, r->cpu_s, srv, r->total_s, vs_disk, vs_4k, lu, fv);
         }
         fprintf(out, "\n");
@@ -257,13 +266,15 @@ bool moe_report_csv(const char *path, const moe_report_info_t *info)
         return false;
     }
     fprintf(f, "expert_bytes,expert_size,experts,top_k,batches,budget_experts,strategy,outcome,"
-               "note,wrong,truncated,runs,loads,unloads,load_ms_median,load_ms_p90,"
+               "note,wrong,truncated,runs,loads,unloads,loads_done,unloads_done,load_ms_median,"
+               "load_ms_p90,"
                "unload_ms_median,faults_app_per_load,faults_process_per_load,"
                "faults_farpool_per_load,faults_app_per_run,faults_process_per_run,"
                "faults_farpool_per_run,bytes_moved_per_run,cpu_s,server_cpu_s,total_s,"
-               "load_unload_s,compute_gbs,load_vs_mmap,load_vs_fp4k,load_unload_reduction_vs_mmap_"
+               "load_unload_s,load_unload_ms_per_load,compute_gbs,load_vs_mmap,load_vs_fp4k,load_"
+               "unload_reduction_vs_mmap_"
                "pct,fault_reduction_vs_mmap_pct,checksum,prefetch_issued,prefetch_used,"
-               "prefetch_late,prefetch_wasted,evictions\n");
+               "prefetch_late,prefetch_wasted,prefetch_hinted,evictions\n");
     for (unsigned si = 0; si < info->nsizes; si++) {
         const moe_result_t *disk = loader(info, si, MOE_MMAP);
         const moe_result_t *fp4k = loader(info, si, MOE_FP4K);
@@ -281,16 +292,17 @@ bool moe_report_csv(const char *path, const moe_report_info_t *info)
                     outcome_name[r->outcome]);
             csv_text(f, r->note);
             if (!m) {
-                fprintf(f, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,\n");
+                fprintf(f, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,\n");
                 continue;
             }
             fprintf(f,
-                    ",%d,%d,%u,%u,%u,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.3f,%.3f,"
-                    "%.3f,%.4f,%.3f,",
-                    r->wrong, r->truncated, r->runs, r->loads, r->unloads, r->load_ms,
-                    r->load_p90_ms, r->unload_ms, r->faults_app, r->faults_proc, r->faults_fp,
-                    r->run_faults_app, r->run_faults_proc, r->run_faults_fp, r->bytes_moved,
-                    r->cpu_s, r->server_cpu_s, r->total_s, r->load_unload_s, r->compute_gbs);
+                    ",%d,%d,%u,%u,%u,%u,%u,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.3f,"
+                    "%.3f,%.3f,%.4f,%.4f,%.3f,",
+                    r->wrong, r->truncated, r->runs, r->loads, r->unloads, r->loads_done,
+                    r->unloads_done, r->load_ms, r->load_p90_ms, r->unload_ms, r->faults_app,
+                    r->faults_proc, r->faults_fp, r->run_faults_app, r->run_faults_proc,
+                    r->run_faults_fp, r->bytes_moved, r->cpu_s, r->server_cpu_s, r->total_s,
+                    r->load_unload_s, r->load_unload_per_load_ms, r->compute_gbs);
             if (l && disk != NULL)
                 fprintf(f, "%.4f,", r->load_ms / disk->load_ms);
             else
@@ -299,8 +311,9 @@ bool moe_report_csv(const char *path, const moe_report_info_t *info)
                 fprintf(f, "%.4f,", r->load_ms / fp4k->load_ms);
             else
                 fprintf(f, ",");
-            if (l && disk != NULL && disk->load_unload_s > 0)
-                fprintf(f, "%.2f,", 100.0 * (1 - r->load_unload_s / disk->load_unload_s));
+            if (l && disk != NULL && disk->load_unload_per_load_ms > 0)
+                fprintf(f, "%.2f,",
+                        100.0 * (1 - r->load_unload_per_load_ms / disk->load_unload_per_load_ms));
             else
                 fprintf(f, ",");
             if (l && disk != NULL && disk->faults_app > 0)
@@ -309,10 +322,11 @@ bool moe_report_csv(const char *path, const moe_report_info_t *info)
                 fprintf(f, ",");
             fprintf(f, "%016" PRIx64 ",", r->checksum);
             if (r->has_prefetch)
-                fprintf(f, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
-                        r->pf_issued, r->pf_used, r->pf_late, r->pf_wasted, r->evictions);
+                fprintf(
+                    f, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
+                    r->pf_issued, r->pf_used, r->pf_late, r->pf_wasted, r->pf_hinted, r->evictions);
             else
-                fprintf(f, ",,,,\n");
+                fprintf(f, ",,,,,\n");
         }
     }
     if (fclose(f) != 0) {

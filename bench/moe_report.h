@@ -42,28 +42,30 @@ typedef enum moe_outcome {
 /* One strategy at one expert size: medians over every event of every run. */
 typedef struct moe_result {
     moe_outcome_t outcome;
-    char note[200];     /* why skipped or failed; "" otherwise */
-    bool wrong;         /* a compute result or checksum differed from the others */
-    bool truncated;     /* a run hit --time-limit before its last batch */
-    unsigned runs;      /* runs measured */
-    unsigned loads;     /* per run */
-    unsigned unloads;   /* per run */
-    double load_ms;     /* median time to load one expert */
-    double load_p90_ms; /* 90th percentile */
-    double unload_ms;   /* median time to unload one */
-    double faults_app;  /* median per load: getrusage(RUSAGE_THREAD) minor + major */
-    double faults_proc; /* median per load: getrusage(RUSAGE_SELF) minor + major */
-    double faults_fp;   /* median per load: farpool faults + minor_faults */
+    char note[200];                    /* why skipped or failed; "" otherwise */
+    bool wrong;                        /* a compute result or checksum differed from the others */
+    bool truncated;                    /* a run hit --time-limit before its last batch */
+    unsigned runs;                     /* runs measured */
+    unsigned loads;                    /* per run */
+    unsigned unloads;                  /* per run */
+    unsigned loads_done, unloads_done; /* per run, done (fewer if truncated) */
+    double load_ms;                    /* median time to load one expert */
+    double load_p90_ms;                /* 90th percentile */
+    double unload_ms;                  /* median time to unload one */
+    double faults_app;                 /* median per load: getrusage(RUSAGE_THREAD) minor + major */
+    double faults_proc;                /* median per load: getrusage(RUSAGE_SELF) minor + major */
+    double faults_fp;                  /* median per load: farpool faults + minor_faults */
     double run_faults_app, run_faults_proc, run_faults_fp; /* per run, whole run, median */
     double bytes_moved;                                    /* per run, median */
     double cpu_s;         /* per run: this process, user + system (farpool's engine included) */
     double server_cpu_s;  /* per run: farpoold or memcached, user + system */
     double total_s;       /* per run: wall time of all batches */
     double load_unload_s; /* per run: time spent loading and unloading */
-    double compute_gbs;   /* compute pass speed over the loaded experts, GB/s */
-    uint64_t checksum;    /* of the first complete run */
-    bool has_prefetch;    /* farpool: the counters below (of the last run) */
-    uint64_t pf_issued, pf_used, pf_late, pf_wasted, evictions;
+    double load_unload_per_load_ms; /* per run: that time over the loads done */
+    double compute_gbs;             /* compute pass speed over the loaded experts, GB/s */
+    uint64_t checksum;              /* of the first complete run */
+    bool has_prefetch;              /* farpool: the counters below (of the last run) */
+    uint64_t pf_issued, pf_used, pf_late, pf_wasted, pf_hinted, evictions;
 } moe_result_t;
 
 /* What the reports need to know about the run. */

@@ -89,28 +89,38 @@ static const moe_store_ops_t dram_ops = {
     .destroy = dram_destroy,
 };
 
+static fp_status_t dram_fill(void *arg, unsigned thread, moe_pattern_t *pat, uint8_t *scratch,
+                             unsigned e)
+{
+    dram_store_t *d = arg;
+
+    (void)thread;
+    (void)scratch;
+    moe_pattern_fill(pat, e, 0, d->mem + (size_t)e * d->base.size, d->base.size);
+    return FP_OK;
+}
+
 fp_status_t moe_store_dram_create(unsigned experts, uint64_t size, moe_store_t **s_p)
 {
     dram_store_t *d = calloc(1, sizeof(*d));
-    moe_pattern_t *pat = malloc(sizeof(*pat));
+    fp_status_t status;
 
-    if (d == NULL || pat == NULL) {
+    if (d == NULL) {
         moe_err("out of memory");
-        free(d);
-        free(pat);
         return FP_ERR_NO_MEMORY;
     }
     d->base = (moe_store_t){&dram_ops, experts, experts, size, -1};
     d->mem = moe_alloc((uint64_t)experts * size, "the experts in DRAM");
     if (d->mem == NULL) {
         free(d);
-        free(pat);
         return FP_ERR_NO_MEMORY;
     }
-    moe_pattern_init(pat);
-    for (unsigned e = 0; e < experts; e++)
-        moe_pattern_fill(pat, e, 0, d->mem + (size_t)e * size, size);
-    free(pat);
+    status = moe_fill_experts(experts, 0, dram_fill, d);
+    if (status != FP_OK) {
+        moe_err("cannot fill the experts in DRAM: %s", fp_status_string(status));
+        dram_destroy(&d->base);
+        return status;
+    }
     *s_p = &d->base;
     return FP_OK;
 }
@@ -119,17 +129,42 @@ fp_status_t moe_store_dram_create(unsigned experts, uint64_t size, moe_store_t *
 /* The disk file                                                            */
 /* ------------------------------------------------------------------------ */
 
+/* Write expert @e to the file, FILL_CHUNK bytes at a time through @scratch. */
+static fp_status_t disk_fill(void *arg, unsigned thread, moe_pattern_t *pat, uint8_t *scratch,
+                             unsigned e)
+{
+    moe_disk_file_t *f = arg;
+
+    (void)thread;
+    for (uint64_t off = 0; off < f->size; off += FILL_CHUNK) {
+        size_t len = f->size - off < FILL_CHUNK ? (size_t)(f->size - off) : FILL_CHUNK;
+        off_t pos = (off_t)((uint64_t)e * f->size + off);
+
+        moe_pattern_fill(pat, e, off, scratch, len);
+        for (size_t done = 0; done < len;) {
+            ssize_t n = pwrite(f->fd, scratch + done, len - done, pos + (off_t)done);
+
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                moe_err("writing %s: %s", f->path, n < 0 ? strerror(errno) : "short write");
+                return FP_ERR_IO;
+            }
+            done += (size_t)n;
+        }
+    }
+    return FP_OK;
+}
+
 fp_status_t moe_disk_file_create(const char *dir, unsigned experts, uint64_t size, bool drop_global,
                                  moe_disk_file_t **file_p)
 {
     uint64_t total = (uint64_t)experts * size, avail = moe_disk_free(dir);
     moe_disk_file_t *f = calloc(1, sizeof(*f));
-    moe_pattern_t *pat = malloc(sizeof(*pat));
-    uint8_t *buf = malloc(FILL_CHUNK);
 
-    if (f == NULL || pat == NULL || buf == NULL) {
+    if (f == NULL) {
         moe_err("out of memory");
-        goto err_free;
+        return FP_ERR_NO_MEMORY;
     }
     if (avail < total + DISK_MARGIN) {
         moe_err("not enough disk space in %s for the experts' file: it needs %" PRIu64
@@ -137,8 +172,6 @@ fp_status_t moe_disk_file_create(const char *dir, unsigned experts, uint64_t siz
                 dir, (uint64_t)(total / MIB), (uint64_t)(DISK_MARGIN / MIB),
                 (uint64_t)(avail / MIB));
         free(f);
-        free(pat);
-        free(buf);
         return FP_ERR_NO_SPACE;
     }
     snprintf(f->path, sizeof(f->path), "%s/farpool-moe-%d-%" PRIu64 "M.bin", dir, (int)getpid(),
@@ -152,32 +185,12 @@ fp_status_t moe_disk_file_create(const char *dir, unsigned experts, uint64_t siz
         moe_err("cannot create %s: %s (use --dir)", f->path, strerror(errno));
         goto err_forget;
     }
-    moe_pattern_init(pat);
-    for (unsigned e = 0; e < experts; e++) {
-        for (uint64_t off = 0; off < size; off += FILL_CHUNK) {
-            size_t len = size - off < FILL_CHUNK ? (size_t)(size - off) : FILL_CHUNK;
-            off_t pos = (off_t)((uint64_t)e * size + off);
-
-            moe_pattern_fill(pat, e, off, buf, len);
-            for (size_t done = 0; done < len;) {
-                ssize_t n = pwrite(f->fd, buf + done, len - done, pos + (off_t)done);
-
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0) {
-                    moe_err("writing %s: %s", f->path, n < 0 ? strerror(errno) : "short write");
-                    goto err_close;
-                }
-                done += (size_t)n;
-            }
-        }
-    }
+    if (moe_fill_experts(experts, FILL_CHUNK, disk_fill, f) != FP_OK)
+        goto err_close;
     if (fdatasync(f->fd) != 0) {
         moe_err("fdatasync %s: %s", f->path, strerror(errno));
         goto err_close;
     }
-    free(pat);
-    free(buf);
     *file_p = f;
     return FP_OK;
 
@@ -186,10 +199,7 @@ err_close:
     unlink(f->path);
 err_forget:
     moe_path_forget(f->path);
-err_free:
     free(f);
-    free(pat);
-    free(buf);
     return FP_ERR_IO;
 }
 

@@ -4,9 +4,10 @@
  *
  * Data. One region per granule holds every expert back to back (expert e at
  * byte e * size). It is created and written through the node's slab API
- * (fp_region_meta_create(), then farpool_slab_write() of each slab range):
- * that moves the bytes at the loopback's speed without a mapping, a cache or
- * write-back, none of which is being measured.
+ * (fp_region_meta_create(), then farpool_slab_write() of each slab range, on
+ * MOE_FILL_THREADS connections that each opened the region): that moves the
+ * bytes at the loopback's speed without a mapping, a cache or write-back,
+ * none of which is being measured.
  *
  * Runs. Each run opens the region read-only in a fresh context whose cache
  * budget is exactly `slots` experts (FARPOOL_CONTEXT_PARAM_CACHE_BYTES; plus
@@ -42,9 +43,17 @@ typedef struct fp_store {
     volatile uint64_t sink;
 } fp_store_t;
 
+/* What the fill threads share: one connection each, with the region open on it. */
+typedef struct fp_fill {
+    moe_fp_data_t *d;
+    farpool_node_t *node[MOE_FILL_THREADS];
+    fp_region_info_t info[MOE_FILL_THREADS];
+} fp_fill_t;
+
 /* Write expert bytes [off, off + len) of the region, across slab boundaries. */
-static fp_status_t fp_write_range(moe_fp_data_t *d, const fp_region_info_t *info, uint64_t off,
-                                  const uint8_t *buf, uint64_t len)
+static fp_status_t fp_write_range(moe_fp_data_t *d, farpool_node_t *node,
+                                  const fp_region_info_t *info, uint64_t off, const uint8_t *buf,
+                                  uint64_t len)
 {
     while (len > 0) {
         uint64_t slab = off / info->slab_size, in = off % info->slab_size;
@@ -56,7 +65,7 @@ static fp_status_t fp_write_range(moe_fp_data_t *d, const fp_region_info_t *info
                     info->nslabs, off);
             return FP_ERR_OUT_OF_RANGE;
         }
-        status = farpool_slab_write(d->node, info->slabs[slab], in, buf, (size_t)n);
+        status = farpool_slab_write(node, info->slabs[slab], in, buf, (size_t)n);
         if (status != FP_OK) {
             moe_err("writing region %s on %s: %s", d->name, d->addr, fp_status_string(status));
             return status;
@@ -68,20 +77,80 @@ static fp_status_t fp_write_range(moe_fp_data_t *d, const fp_region_info_t *info
     return FP_OK;
 }
 
+/* Write expert @e on fill connection @thread. */
+static fp_status_t fp_fill_one(void *arg, unsigned thread, moe_pattern_t *pat, uint8_t *scratch,
+                               unsigned e)
+{
+    fp_fill_t *fill = arg;
+    moe_fp_data_t *d = fill->d;
+
+    for (uint64_t off = 0; off < d->size; off += FILL_CHUNK) {
+        uint64_t len = d->size - off < FILL_CHUNK ? d->size - off : FILL_CHUNK;
+        fp_status_t status;
+
+        moe_pattern_fill(pat, e, off, scratch, (size_t)len);
+        status = fp_write_range(d, fill->node[thread], &fill->info[thread],
+                                (uint64_t)e * d->size + off, scratch, len);
+        if (status != FP_OK)
+            return status;
+    }
+    return FP_OK;
+}
+
+/* Create the region on d->node and write every expert, one more connection per fill thread. */
+static fp_status_t fp_fill(moe_fp_data_t *d)
+{
+    fp_fill_t fill;
+    fp_status_t status;
+    unsigned opened = 1;
+
+    memset(&fill, 0, sizeof(fill));
+    fill.d = d;
+    fill.node[0] = d->node;
+    status = fp_region_meta_create(d->node, d->name, (uint64_t)d->experts * d->size, d->granule, 0,
+                                   &fill.info[0]);
+    if (status != FP_OK) {
+        moe_err("cannot create region %s (%" PRIu64 " MiB) on %s: %s", d->name,
+                (uint64_t)((uint64_t)d->experts * d->size / MIB), d->addr,
+                fp_status_string(status));
+        return status;
+    }
+    for (; opened < MOE_FILL_THREADS && status == FP_OK; opened++) {
+        status = farpool_node_connect(d->addr, NULL, &fill.node[opened]);
+        if (status == FP_OK) {
+            status = fp_region_meta_open(fill.node[opened], d->name, &fill.info[opened]);
+            if (status != FP_OK) {
+                farpool_node_close(fill.node[opened]);
+                fill.node[opened] = NULL;
+            }
+        }
+        if (status != FP_OK) {
+            moe_err("cannot open region %s on a second connection to %s: %s", d->name, d->addr,
+                    fp_status_string(status));
+            break;
+        }
+    }
+    if (status == FP_OK)
+        status = moe_fill_experts(d->experts, FILL_CHUNK, fp_fill_one, &fill);
+    for (unsigned i = 0; i < MOE_FILL_THREADS; i++) {
+        if (fill.node[i] != NULL)
+            fp_region_info_cleanup(&fill.info[i]);
+        if (i > 0)
+            farpool_node_close(fill.node[i]);
+    }
+    if (status != FP_OK)
+        fp_region_meta_delete(d->node, d->name);
+    return status;
+}
+
 fp_status_t moe_fp_data_create(const char *addr, pid_t node_pid, const char *name, uint32_t granule,
                                unsigned experts, uint64_t size, moe_fp_data_t **data_p)
 {
     moe_fp_data_t *d = calloc(1, sizeof(*d));
-    moe_pattern_t *pat = malloc(sizeof(*pat));
-    uint8_t *buf = malloc(FILL_CHUNK);
-    fp_region_info_t info;
     fp_status_t status;
 
-    if (d == NULL || pat == NULL || buf == NULL) {
+    if (d == NULL) {
         moe_err("out of memory");
-        free(d);
-        free(pat);
-        free(buf);
         return FP_ERR_NO_MEMORY;
     }
     snprintf(d->addr, sizeof(d->addr), "%s", addr);
@@ -93,40 +162,17 @@ fp_status_t moe_fp_data_create(const char *addr, pid_t node_pid, const char *nam
     status = farpool_node_connect(addr, NULL, &d->node);
     if (status != FP_OK) {
         moe_err("cannot connect to farpoold at %s: %s", addr, fp_status_string(status));
-        goto err_free;
+        free(d);
+        return status;
     }
-    status = fp_region_meta_create(d->node, name, (uint64_t)experts * size, granule, 0, &info);
+    status = fp_fill(d);
     if (status != FP_OK) {
-        moe_err("cannot create region %s (%" PRIu64 " MiB) on %s: %s", name,
-                (uint64_t)(experts * size / MIB), addr, fp_status_string(status));
-        goto err_close;
+        farpool_node_close(d->node);
+        free(d);
+        return status;
     }
-    moe_pattern_init(pat);
-    for (unsigned e = 0; e < experts && status == FP_OK; e++) {
-        for (uint64_t off = 0; off < size && status == FP_OK; off += FILL_CHUNK) {
-            uint64_t len = size - off < FILL_CHUNK ? size - off : FILL_CHUNK;
-
-            moe_pattern_fill(pat, e, off, buf, (size_t)len);
-            status = fp_write_range(d, &info, (uint64_t)e * size + off, buf, len);
-        }
-    }
-    fp_region_info_cleanup(&info);
-    if (status != FP_OK) {
-        fp_region_meta_delete(d->node, name);
-        goto err_close;
-    }
-    free(pat);
-    free(buf);
     *data_p = d;
     return FP_OK;
-
-err_close:
-    farpool_node_close(d->node);
-err_free:
-    free(d);
-    free(pat);
-    free(buf);
-    return status;
 }
 
 void moe_fp_data_destroy(moe_fp_data_t *d)

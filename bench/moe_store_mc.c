@@ -45,6 +45,7 @@
 typedef struct mc_store {
     moe_store_t base;
     memcached_st *mc;
+    memcached_st *fill[MOE_FILL_THREADS]; /* one connection per fill thread ([0] is mc) */
     memcached_result_st result;
     bool result_ok;
     moe_slots_t slots;
@@ -109,39 +110,49 @@ static size_t mc_key(char *buf, unsigned e, uint64_t chunk)
     return (size_t)snprintf(buf, KEY_MAX, "e%u.%" PRIu64, e, chunk);
 }
 
-/* Store every expert, 1 MiB items. */
-static fp_status_t mc_fill(mc_store_t *m)
+/* Store expert @e as 1 MiB items, on fill connection @thread. */
+static fp_status_t mc_fill_one(void *arg, unsigned thread, moe_pattern_t *pat, uint8_t *scratch,
+                               unsigned e)
 {
-    moe_pattern_t *pat = malloc(sizeof(*pat));
-    uint8_t *buf = malloc(ITEM_SIZE);
-    fp_status_t status = FP_OK;
+    mc_store_t *m = arg;
+    memcached_st *mc = m->fill[thread];
 
-    if (pat == NULL || buf == NULL) {
-        moe_err("out of memory");
-        status = FP_ERR_NO_MEMORY;
-        goto out;
-    }
-    moe_pattern_init(pat);
-    for (unsigned e = 0; e < m->base.experts && status == FP_OK; e++) {
-        for (uint64_t c = 0; c < m->base.size / ITEM_SIZE; c++) {
-            char key[KEY_MAX];
-            size_t klen = mc_key(key, e, c);
-            memcached_return_t rc;
+    for (uint64_t c = 0; c < m->base.size / ITEM_SIZE; c++) {
+        char key[KEY_MAX];
+        size_t klen = mc_key(key, e, c);
+        memcached_return_t rc;
 
-            moe_pattern_fill(pat, e, c * ITEM_SIZE, buf, ITEM_SIZE);
-            rc = memcached_set(m->mc, key, klen, (const char *)buf, ITEM_SIZE, 0, 0);
-            if (rc != MEMCACHED_SUCCESS) {
-                moe_err("memcached refused to store %s (%s) after %" PRIu64 " MiB: %s", key,
-                        "1 MiB", (uint64_t)(((uint64_t)e * m->base.size + c * ITEM_SIZE) / MIB),
-                        memcached_last_error_message(m->mc));
-                status = FP_ERR_IO;
-                break;
-            }
+        moe_pattern_fill(pat, e, c * ITEM_SIZE, scratch, ITEM_SIZE);
+        rc = memcached_set(mc, key, klen, (const char *)scratch, ITEM_SIZE, 0, 0);
+        if (rc != MEMCACHED_SUCCESS) {
+            moe_err("memcached refused to store %s (1 MiB): %s", key,
+                    memcached_last_error_message(mc));
+            return FP_ERR_IO;
         }
     }
-out:
-    free(pat);
-    free(buf);
+    return FP_OK;
+}
+
+/* Store every expert, on MOE_FILL_THREADS connections at once. */
+static fp_status_t mc_fill(mc_store_t *m)
+{
+    fp_status_t status = FP_OK;
+
+    m->fill[0] = m->mc;
+    for (unsigned i = 1; i < MOE_FILL_THREADS; i++) {
+        m->fill[i] = memcached_clone(NULL, m->mc);
+        if (m->fill[i] == NULL) {
+            moe_err("out of memory (libmemcached)");
+            status = FP_ERR_NO_MEMORY;
+        }
+    }
+    if (status == FP_OK)
+        status = moe_fill_experts(m->base.experts, ITEM_SIZE, mc_fill_one, m);
+    for (unsigned i = 1; i < MOE_FILL_THREADS; i++) {
+        if (m->fill[i] != NULL)
+            memcached_free(m->fill[i]);
+        m->fill[i] = NULL;
+    }
     return status;
 }
 

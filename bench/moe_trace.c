@@ -3,8 +3,12 @@
 #include "moe_trace.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define GOLDEN         0x9e3779b97f4a7c15ull
 #define TILE_SALT      0x7f4a7c159e3779b9ull /* tile words and page tags hash apart */
@@ -247,6 +251,118 @@ uint64_t moe_pattern_first_bad_page(uint32_t e, const void *p, uint64_t len)
             return page;
     }
     return UINT64_MAX;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Filling, on a few threads                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fill_shared {
+    unsigned experts, threads; /* expert e belongs to thread e % threads */
+    size_t scratch_len;
+    moe_fill_func_t fn;
+    void *arg;
+    atomic_int failed; /* an fp_status_t; FP_OK while none failed */
+    sem_t done;        /* posted by each started thread as its very last step */
+} fill_shared_t;
+
+typedef struct fill_thread {
+    fill_shared_t *sh;
+    unsigned first, last; /* the residues (thread indices) this thread does */
+    pthread_t tid;
+} fill_thread_t;
+
+static void fill_fail(fill_shared_t *sh, fp_status_t status)
+{
+    int ok = FP_OK;
+
+    atomic_compare_exchange_strong(&sh->failed, &ok, status);
+}
+
+static void *fill_main(void *p)
+{
+    fill_thread_t *th = p;
+    fill_shared_t *sh = th->sh;
+    moe_pattern_t *pat = malloc(sizeof(*pat));
+    uint8_t *scratch = sh->scratch_len > 0 ? malloc(sh->scratch_len) : NULL;
+
+    if (pat == NULL || (sh->scratch_len > 0 && scratch == NULL)) {
+        fill_fail(sh, FP_ERR_NO_MEMORY);
+        goto out;
+    }
+    moe_pattern_init(pat);
+    for (unsigned r = th->first; r <= th->last; r++) {
+        for (unsigned e = r; e < sh->experts && atomic_load(&sh->failed) == FP_OK;
+             e += sh->threads) {
+            fp_status_t status = sh->fn(sh->arg, r, pat, scratch, e);
+
+            if (status != FP_OK)
+                fill_fail(sh, status);
+        }
+    }
+out:
+    free(pat);
+    free(scratch);
+    return NULL;
+}
+
+/*
+ * A started fill thread. Detached, so that an exit from a signal handler
+ * while it runs leaves no thread behind to join (ThreadSanitizer says so).
+ */
+static void *fill_thread_main(void *p)
+{
+    fill_thread_t *th = p;
+
+    fill_main(th);
+    sem_post(&th->sh->done); /* the last touch of anything shared */
+    return NULL;
+}
+
+fp_status_t moe_fill_experts(unsigned experts, size_t scratch_len, moe_fill_func_t fn, void *arg)
+{
+    fill_thread_t th[MOE_FILL_THREADS];
+    fill_shared_t sh;
+    pthread_attr_t attr;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = MOE_FILL_THREADS, started = 1;
+
+    if (cpus > 0 && (unsigned long)cpus < n)
+        n = (unsigned)cpus;
+    if (n > experts)
+        n = experts;
+    if (n == 0 || (n > 1 && sem_init(&sh.done, 0, 0) != 0))
+        n = 1;
+    sh.experts = experts;
+    sh.threads = n;
+    sh.scratch_len = scratch_len;
+    sh.fn = fn;
+    sh.arg = arg;
+    atomic_init(&sh.failed, FP_OK);
+    /* Threads 1.. are started; this one is thread 0 and does the part of any that did not start. */
+    if (n > 1) {
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        for (; started < n; started++) {
+            th[started] = (fill_thread_t){&sh, started, started, 0};
+            if (pthread_create(&th[started].tid, &attr, fill_thread_main, &th[started]) != 0)
+                break;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    th[0] = (fill_thread_t){&sh, 0, 0, 0};
+    fill_main(&th[0]);
+    if (started < n) {
+        th[0] = (fill_thread_t){&sh, started, n - 1, 0};
+        fill_main(&th[0]);
+    }
+    if (n > 1) {
+        for (unsigned i = 1; i < started; i++)
+            while (sem_wait(&sh.done) != 0)
+                ; /* EINTR */
+        sem_destroy(&sh.done);
+    }
+    return (fp_status_t)atomic_load(&sh.failed);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -115,6 +115,21 @@ float moe_pattern_tag(uint32_t e, uint64_t page);
  */
 uint64_t moe_pattern_first_bad_page(uint32_t e, const void *p, uint64_t len);
 
+/*
+ * Setting the experts up (untimed): @fn(@arg, thread, pat, scratch, e) is
+ * called once for every expert e, on up to MOE_FILL_THREADS threads (expert e
+ * on thread e % threads), each with its own pattern and @scratch_len bytes of
+ * scratch memory. The first error stops the others at their next expert and
+ * is returned (@fn says what it was). Filling is bound by first touches of
+ * new memory (here and in the servers), which two threads do twice as fast.
+ */
+#define MOE_FILL_THREADS 2u
+
+typedef fp_status_t (*moe_fill_func_t)(void *arg, unsigned thread, moe_pattern_t *pat,
+                                       uint8_t *scratch, unsigned e);
+
+fp_status_t moe_fill_experts(unsigned experts, size_t scratch_len, moe_fill_func_t fn, void *arg);
+
 /* The compute: dot product of the @len bytes at @w (float32, @len % 64 == 0). */
 double moe_compute(const void *w, uint64_t len);
 
