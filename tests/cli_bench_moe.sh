@@ -147,6 +147,8 @@ fi
 # the farpool ones, which always run here, are measured.
 if timeout "$T" python3 - "$TMP/quick.csv" <<'EOF'; then ok; else fail "quick.csv: see above"; fi
 import csv, sys
+raw = list(csv.reader(open(sys.argv[1])))
+assert all(len(r) == len(raw[0]) for r in raw), "rows with a different number of fields"
 rows = list(csv.DictReader(open(sys.argv[1])))
 want = {"dram", "mmap", "direct", "memcached", "fp4k", "fp2m", "fp2m-hint"}
 for size in ("4M", "8M"):
