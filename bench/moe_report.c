@@ -345,6 +345,7 @@ static bool plot_script(const char *script, const char *png, const char *term,
                         const moe_report_info_t *info)
 {
     FILE *f = fopen(script, "w");
+    double ymin = 0, ymax = 0;
     bool any = false;
 
     if (f == NULL) {
@@ -361,6 +362,19 @@ static bool plot_script(const char *script, const char *png, const char *term,
     fprintf(f, "set logscale x 2\nset logscale y 10\nset grid\nset key outside right\n");
     fprintf(f, "set xrange [%.3f:%.3f]\n", (double)info->size[0] / MIB / 1.5,
             (double)info->size[info->nsizes - 1] / MIB * 1.5);
+    /* The y range from the data, a factor of 2 around it: never empty, even with one point. */
+    for (unsigned si = 0; si < info->nsizes; si++) {
+        for (unsigned s = MOE_MMAP; s < MOE_NSTRATEGIES; s++) {
+            const moe_result_t *r = loader(info, si, (moe_strategy_t)s);
+
+            if (r != NULL && r->load_ms > 0) {
+                ymin = ymin == 0 || r->load_ms < ymin ? r->load_ms : ymin;
+                ymax = r->load_ms > ymax ? r->load_ms : ymax;
+            }
+        }
+    }
+    if (ymin > 0)
+        fprintf(f, "set yrange [%.6g:%.6g]\n", ymin / 2, ymax * 2);
     fprintf(f, "set xtics (");
     for (unsigned si = 0; si < info->nsizes; si++)
         fprintf(f, "%s\"%" PRIu64 "\" %" PRIu64, si ? ", " : "", (uint64_t)(info->size[si] / MIB),
