@@ -275,18 +275,20 @@ static void fetch_finish(fetch_t *f)
             atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
             fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
-            if (f->hinted) {
-                /* The application said it needs it: map it whole, so that its
-                 * use costs no fault. CLOCK spares it once (unmapping it) before
-                 * it can go, as it cannot see whether it was used. */
+            bool late = (e->pf[b] & PF_LATE) != 0;
+
+            e->pf[b] &= (uint8_t)~PF_LATE;
+            if (f->hinted)
                 atomic_fetch_add_explicit(&e->st->pf_hinted, 1, memory_order_relaxed);
-                e->pf[b] &= (uint8_t)~PF_LATE;
+            if (f->hinted || late) {
+                /* Touched while in flight (its use is known), or asked for by
+                 * the application: map it whole, so that using it costs no
+                 * further fault. A hinted block's use is not seen, so it enters
+                 * with its access bit set: CLOCK unmaps it once before it can go. */
                 fp_block_fill_done(e->blocks, b, true);
                 map_range(e, off, len, true);
             } else {
-                if (!(e->pf[b] & PF_LATE))
-                    e->pf[b] |= PF_UNUSED;
-                e->pf[b] &= (uint8_t)~PF_LATE;
+                e->pf[b] |= PF_UNUSED;
                 fp_block_fill_done(e->blocks, b, true);
                 fp_block_cool(e->blocks, b);
                 /* Map it now, while the application is busy elsewhere, all but
