@@ -167,6 +167,37 @@ bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare,
     return false;
 }
 
+bool fp_block_evict_pick_cold(fp_block_table_t *table, fp_block_keep_func_t keep, void *arg,
+                              uint64_t *index_p, fp_block_state_t *was_p)
+{
+    uint64_t limit = table->nblocks < FP_BLOCK_COLD_SCAN ? table->nblocks : FP_BLOCK_COLD_SCAN;
+
+    for (uint64_t step = 0; step < limit; step++) {
+        uint64_t i =
+            atomic_fetch_add_explicit(&table->hand, 1, memory_order_relaxed) % table->nblocks;
+        fp_block_t *b = &table->blocks[i];
+        uint32_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+        uint32_t to;
+
+        if (s != FP_BLOCK_RESIDENT && s != FP_BLOCK_DIRTY)
+            continue;
+        if (keep != NULL && keep(i, arg))
+            continue;
+        /* Used since the hand last passed: not for a guess to push out, and
+         * its bit is left for the next full turn to judge. */
+        if (atomic_load_explicit(&b->accessed, memory_order_relaxed))
+            continue;
+        to = s == FP_BLOCK_DIRTY ? FP_BLOCK_WRITEBACK : FP_BLOCK_EVICTING;
+        if (atomic_compare_exchange_strong_explicit(&b->state, &s, to, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            *index_p = i;
+            *was_p = (fp_block_state_t)s;
+            return true;
+        }
+    }
+    return false;
+}
+
 bool fp_block_writeback_begin(fp_block_table_t *table, uint64_t index)
 {
     uint32_t expected = FP_BLOCK_DIRTY;

@@ -124,6 +124,18 @@ bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare,
                          fp_block_keep_func_t keep, void *arg, uint64_t *index_p,
                          fp_block_state_t *was_p);
 
+/* Blocks fp_block_evict_pick_cold() looks at, at most. */
+#define FP_BLOCK_COLD_SCAN 4096
+
+/*
+ * As fp_block_evict_pick(), for a prefetch: take only a block that is cold
+ * already (its access bit clear), without clearing any bit or calling any
+ * spare function, looking at most at FP_BLOCK_COLD_SCAN blocks. A guess must
+ * not push out what is in use. False if none was found.
+ */
+bool fp_block_evict_pick_cold(fp_block_table_t *table, fp_block_keep_func_t keep, void *arg,
+                              uint64_t *index_p, fp_block_state_t *was_p);
+
 /*
  * Take block @index out of the cache by request (a release): RESIDENT ->
  * EVICTING or DIRTY -> WRITEBACK, as fp_block_evict_pick() would. False if the

@@ -532,41 +532,46 @@ static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
 
 /*
  * Drop one block from the cache, chosen by CLOCK; for a prefetch (@for_prefetch)
- * never one fetched ahead and not used yet. False if there was none to drop.
+ * only a cold one, and never one fetched ahead and not used yet. False if
+ * there was none to drop.
  */
 static bool evict_one(fp_engine_t *e, bool for_prefetch)
 {
     fp_block_state_t was;
     uint64_t b;
+    bool picked = for_prefetch ? fp_block_evict_pick_cold(e->blocks, keep_unused, e, &b, &was)
+                               : fp_block_evict_pick(e->blocks, spare_block, NULL, e, &b, &was);
 
-    if (!fp_block_evict_pick(e->blocks, spare_block, for_prefetch ? keep_unused : NULL, e, &b,
-                             &was))
-        return false;
-    return evict_block(e, b, was);
+    return picked && evict_block(e, b, was);
 }
 
 /*
  * Start fetching block @b: for a fault at region offset @fault_off, or ahead of
  * use (@prefetch). A prefetch is skipped (false) when it would have to wait for
- * a fetch slot or push out anything but cold blocks; a demand fetch never is.
+ * a fetch slot or push out anything but cold blocks, unless a thread already
+ * waits for it (@urgent: a hinted block touched before it was issued); a
+ * demand fetch never is.
  */
-static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool prefetch, bool claimed)
+static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool prefetch, bool claimed,
+                        bool urgent)
 {
     uint64_t off = block_off(e, b), len = block_len(e, b);
+    bool guess = prefetch && !urgent; /* nobody waits for it yet */
     unsigned nrest = 0;
     fetch_t *f;
     fp_status_t status;
 
-    /* Blocks in flight cannot be evicted: prefetches may hold at most a quarter
-     * of the budget, so that demand faults always find room. A hinted block
-     * someone already waits for (@claimed, not @prefetch-limited) goes at once. */
-    if (prefetch && (e->tp == NULL || e->nfetching >= MAX_FETCHES - DEMAND_RESERVE ||
-                     (uint64_t)(e->nprefetching + 1) * e->granule > e->cache_budget / 4))
+    /* Blocks in flight cannot be evicted: guesses may hold at most a quarter
+     * of the budget, so that demand faults always find room, and may only
+     * replace cold blocks. A hinted block someone already waits for goes at
+     * once, making room as a demand fetch would. */
+    if (guess && (e->tp == NULL || e->nfetching >= MAX_FETCHES - DEMAND_RESERVE ||
+                  (uint64_t)(e->nprefetching + 1) * e->granule > e->cache_budget / 4))
         return false;
     for (int waits = 0; atomic_load(e->cache_used) + e->granule > e->cache_budget;) {
-        if (evict_one(e, prefetch))
+        if (evict_one(e, guess))
             continue;
-        if (prefetch)
+        if (guess)
             return false;
         /* Everything cached is in flight: let a fetch land so it can make room.
          * Bounded, so that a cache smaller than the blocks its threads need at
@@ -662,7 +667,7 @@ static void note_access(fp_engine_t *e, uint64_t b)
     n = fp_prefetch_plan(&e->trend, b, trend, e->nblocks, plan, AUTO_WINDOW_MAX);
     for (unsigned i = 0; i < n; i++) {
         if (fp_block_state(e->blocks, plan[i]) == FP_BLOCK_ABSENT &&
-            !fetch_begin(e, plan[i], 0, true, false))
+            !fetch_begin(e, plan[i], 0, true, false, false))
             break;
     }
 }
@@ -704,7 +709,7 @@ static void issue_hints(fp_engine_t *e)
             uint64_t b = e->cur_hint.first;
             /* Still claimed and not issued (a fault may have pulled it forward, a
              * release cancelled it): issue it. */
-            if (hint_queued(e, b) && !fetch_begin(e, b, 0, true, true))
+            if (hint_queued(e, b) && !fetch_begin(e, b, 0, true, true, false))
                 return; /* no slot or no room now: go on when fetches complete */
             e->cur_hint.first++;
         }
@@ -772,7 +777,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
         /* Claimed by a hint that is still queued, and wanted now: issue it now. */
         e->pf[b] |= PF_LATE;
         atomic_fetch_add_explicit(&e->st->pf_late, 1, memory_order_relaxed);
-        fetch_begin(e, b, off, true, true);
+        fetch_begin(e, b, off, true, true, true);
         note_access(e, b);
         return;
     }
@@ -813,7 +818,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
     }
     switch (state) {
     case FP_BLOCK_ABSENT:
-        fetch_begin(e, b, off, false, false);
+        fetch_begin(e, b, off, false, false, false);
         note_access(e, b);
         break;
     case FP_BLOCK_RESIDENT:
