@@ -25,6 +25,34 @@
 
 #define THREADS 4
 
+/* A prefetch takes only a block that is cold already, and clears no access bit. */
+static void test_pick_cold(void **state)
+{
+    fp_block_table_t *t;
+    fp_block_state_t was;
+    uint64_t idx;
+
+    (void)state;
+    assert_int_equal(fp_block_table_create(4, &t), FP_OK);
+    for (uint64_t i = 0; i < 4; i++) {
+        assert_int_equal(fp_block_claim(t, i), FP_BLOCK_CLAIM_FETCH);
+        fp_block_fill_done(t, i, true); /* fetched on a fault: used */
+    }
+    /* All in use: nothing for a guess to take, however often it looks. */
+    for (int k = 0; k < 3; k++)
+        assert_false(fp_block_evict_pick_cold(t, NULL, NULL, &idx, &was));
+    fp_block_cool(t, 2);
+    assert_true(fp_block_evict_pick_cold(t, NULL, NULL, &idx, &was));
+    assert_int_equal(idx, 2);
+    assert_int_equal(was, FP_BLOCK_RESIDENT);
+    assert_int_equal(fp_block_state(t, 2), FP_BLOCK_EVICTING);
+    fp_block_evict_done(t, 2);
+    assert_false(fp_block_evict_pick_cold(t, NULL, NULL, &idx, &was));
+    /* The bits it passed over are intact: a full CLOCK turn still spares each once. */
+    assert_true(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was));
+    fp_block_table_destroy(t);
+}
+
 static void test_transitions(void **state)
 {
     fp_block_table_t *t;
@@ -274,6 +302,7 @@ static void test_faults_and_evictions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pick_cold),
         cmocka_unit_test(test_transitions),
         cmocka_unit_test(test_clock_spares_used_blocks),
         cmocka_unit_test(test_concurrent_faults_share_one_fetch),
