@@ -9,8 +9,8 @@
  * skew with a seed (moe_trace.h); a resident set of at most `slots` experts,
  * LRU, is what the local memory budget holds. Each batch loads the experts it
  * picked that are not resident, unloading the least recently used ones the
- * budget requires, then computes on each picked expert (a dot product over all
- * its bytes, checked against the same expert's result in every other strategy
+ * budget requires, then computes on each picked expert (a small GEMV over all
+ * its bytes, --tokens vectors, checked against the same expert's result in every other strategy
  * and folded into a checksum). The plan of loads and unloads is computed once
  * per size, so every strategy does the same work on the same trace.
  *
@@ -97,6 +97,7 @@
 #define DEFAULT_EXPERTS    16
 #define DEFAULT_SIZES      "128M,512M,1G"
 #define DEFAULT_TOP_K      2
+#define DEFAULT_TOKENS     4 /* a batch of 32 tokens over 16 experts, top-2 */
 #define DEFAULT_BATCHES    12
 #define DEFAULT_SEED       1
 #define DEFAULT_SKEW       1.0
@@ -120,7 +121,7 @@
 #define WRONG_SAY   3           /* wrong results described per strategy and size */
 
 typedef struct moe_config {
-    unsigned experts, top_k, batches, runs, time_limit;
+    unsigned experts, top_k, batches, runs, time_limit, tokens;
     unsigned nsizes;
     uint64_t size[MOE_SIZES_MAX];
     bool budget_is_bytes;
@@ -168,6 +169,8 @@ static void usage(FILE *out)
             "  --experts E         number of experts (default %u)\n"
             "  --sizes LIST        expert sizes, multiples of 2M up to 8G (default %s)\n"
             "  --top-k K           experts per batch (default %u)\n"
+            "  --tokens T          tokens each picked expert computes on per batch: each weight\n"
+            "                      is used T times (1-%u, default %u)\n"
             "  --batches N         batches in the router's trace (default %u)\n"
             "  --budget N|SIZE     local memory: N experts, or bytes with a unit such as 4G\n"
             "                      (default 2 x top-k experts)\n"
@@ -194,9 +197,9 @@ static void usage(FILE *out)
             "Output: a Markdown table per expert size and the targets on stdout, PREFIX.csv,\n"
             "and PREFIX.png (with gnuplot). Exit status: 0 done, 1 a strategy failed or\n"
             "computed different bytes, 2 bad usage. See farpool(1) and bench/README.md.\n",
-            DEFAULT_EXPERTS, DEFAULT_SIZES, DEFAULT_TOP_K, DEFAULT_BATCHES, DEFAULT_SKEW,
-            DEFAULT_SEED, DEFAULT_RUNS, DEFAULT_TIME_LIMIT, QUICK_EXPERTS, QUICK_SIZES,
-            QUICK_BATCHES, DEFAULT_DIR_PARENT, DEFAULT_OUT);
+            DEFAULT_EXPERTS, DEFAULT_SIZES, DEFAULT_TOP_K, MOE_TOKENS_MAX, DEFAULT_TOKENS,
+            DEFAULT_BATCHES, DEFAULT_SKEW, DEFAULT_SEED, DEFAULT_RUNS, DEFAULT_TIME_LIMIT,
+            QUICK_EXPERTS, QUICK_SIZES, QUICK_BATCHES, DEFAULT_DIR_PARENT, DEFAULT_OUT);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -322,6 +325,7 @@ enum {
     OPT_EXPERTS = 256,
     OPT_SIZES,
     OPT_TOP_K,
+    OPT_TOKENS,
     OPT_BATCHES,
     OPT_BUDGET,
     OPT_SKEW,
@@ -346,6 +350,7 @@ static int parse_options(int argc, char **argv, moe_config_t *cfg)
         {"experts", required_argument, NULL, OPT_EXPERTS},
         {"sizes", required_argument, NULL, OPT_SIZES},
         {"top-k", required_argument, NULL, OPT_TOP_K},
+        {"tokens", required_argument, NULL, OPT_TOKENS},
         {"batches", required_argument, NULL, OPT_BATCHES},
         {"budget", required_argument, NULL, OPT_BUDGET},
         {"skew", required_argument, NULL, OPT_SKEW},
@@ -370,6 +375,7 @@ static int parse_options(int argc, char **argv, moe_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->experts = DEFAULT_EXPERTS;
     cfg->top_k = DEFAULT_TOP_K;
+    cfg->tokens = DEFAULT_TOKENS;
     cfg->batches = DEFAULT_BATCHES;
     cfg->runs = DEFAULT_RUNS;
     cfg->time_limit = DEFAULT_TIME_LIMIT;
@@ -395,6 +401,9 @@ static int parse_options(int argc, char **argv, moe_config_t *cfg)
             break;
         case OPT_TOP_K:
             rc = parse_uint_opt("top-k", optarg, 1, MOE_TOPK_MAX, &cfg->top_k);
+            break;
+        case OPT_TOKENS:
+            rc = parse_uint_opt("tokens", optarg, 1, MOE_TOKENS_MAX, &cfg->tokens);
             break;
         case OPT_BATCHES:
             rc = parse_uint_opt("batches", optarg, 1, BATCHES_MAX, &cfg->batches);
@@ -585,7 +594,7 @@ static bool compute_check(moe_bench_t *b, moe_store_t *s, moe_strategy_t strat, 
                 moe_strategy_name[strat]);
         return false;
     }
-    r = moe_compute(p, s->size);
+    r = moe_compute(p, s->size, b->cfg.tokens);
     memcpy(&bits, &r, sizeof(bits));
     *sum_p = moe_checksum_fold(*sum_p, t, e, r);
     if (!b->ref_have[e]) {
@@ -1233,9 +1242,9 @@ static void print_header(const moe_bench_t *b)
         moe_size_str(cfg->size[i], sz, sizeof(sz));
         printf("%s %s", i ? "," : "", sz);
     }
-    printf("; top-%u of a Zipf(%.2f) router, seed %" PRIu64 ", %u batches; budget %s; %u "
-           "run%s; page cache %s; %.1f GiB available at start.\n",
-           cfg->top_k, cfg->skew, cfg->seed, cfg->batches, budget, cfg->runs,
+    printf("; top-%u of a Zipf(%.2f) router, seed %" PRIu64 ", %u batches, %u tokens per "
+           "expert; budget %s; %u run%s; page cache %s; %.1f GiB available at start.\n",
+           cfg->top_k, cfg->skew, cfg->seed, cfg->batches, cfg->tokens, budget, cfg->runs,
            cfg->runs == 1 ? "" : "s",
            cfg->drop_global ? "dropped before each disk run"
                             : "of the file evicted before each "

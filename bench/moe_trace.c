@@ -369,21 +369,34 @@ fp_status_t moe_fill_experts(unsigned experts, size_t scratch_len, moe_fill_func
 /* Compute, touch, checksum                                                 */
 /* ------------------------------------------------------------------------ */
 
-double moe_compute(const void *w, uint64_t len)
+double moe_compute(const void *w, uint64_t len, unsigned tokens)
 {
-    /* The "token": fixed, small, not all ones so every weight matters differently. */
+    /* A token: fixed, small, not all ones so every weight matters differently;
+     * token t is this vector rotated by t lanes. */
     static const float v[MOE_LANES] = {0.5f,   -0.25f,  0.75f,  1.0f,   -0.5f, 0.125f,
                                        -1.0f,  0.625f,  0.375f, -0.75f, 0.25f, -0.125f,
                                        0.875f, -0.375f, 1.5f,   -0.625f};
+    float x[MOE_TOKENS_MAX][MOE_LANES], acc[MOE_TOKENS_MAX][MOE_LANES];
     const float *f = w;
-    float acc[MOE_LANES] = {0};
     double sum = 0;
 
+    if (tokens < 1)
+        tokens = 1;
+    if (tokens > MOE_TOKENS_MAX)
+        tokens = MOE_TOKENS_MAX;
+    for (unsigned t = 0; t < tokens; t++) {
+        for (unsigned l = 0; l < MOE_LANES; l++) {
+            x[t][l] = v[(l + t) % MOE_LANES];
+            acc[t][l] = 0;
+        }
+    }
     for (uint64_t i = 0; i < len / sizeof(float); i += MOE_LANES)
+        for (unsigned t = 0; t < tokens; t++)
+            for (unsigned l = 0; l < MOE_LANES; l++)
+                acc[t][l] += f[i + l] * x[t][l];
+    for (unsigned t = 0; t < tokens; t++)
         for (unsigned l = 0; l < MOE_LANES; l++)
-            acc[l] += f[i + l] * v[l];
-    for (unsigned l = 0; l < MOE_LANES; l++)
-        sum += acc[l];
+            sum += acc[t][l];
     return sum;
 }
 

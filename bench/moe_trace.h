@@ -21,9 +21,12 @@
  * by a tag that hashes (e, page). So every page of every expert differs, and a
  * page that lands in the wrong place changes the compute's result.
  *
- * Compute. A dot product of all the expert's weights with a fixed 16-float
- * vector, in 16 float accumulators (one per lane, in a fixed order, so the
- * result is bit-for-bit the same whoever loaded the bytes). Its bits are
+ * Compute. A small GEMV: the expert's weights times the vectors of the
+ * batch's tokens routed to it (--tokens; each a fixed 16-float vector, a
+ * rotation of one), in 16 float accumulators per token (one per lane, in a
+ * fixed order, so the result is bit-for-bit the same whoever loaded the bytes).
+ * Each weight is used once per token: the compute an expert does is what
+ * prefetching the next experts can hide behind. Its bits are
  * compared with the first result seen for that expert and folded into the
  * run's checksum.
  *
@@ -41,6 +44,7 @@
 #define MOE_PAGE        4096u  /* the unit a load touches and a tag marks */
 #define MOE_TILE_WORDS  16384u /* 64 KiB of float32 per expert, repeated */
 #define MOE_LANES       16u    /* compute vector length, floats */
+#define MOE_TOKENS_MAX  16u    /* tokens routed to an expert per batch, at most */
 #define MOE_EXPERTS_MAX 1024u  /* experts are uint16_t in the plan */
 #define MOE_TOPK_MAX    16u
 
@@ -131,8 +135,8 @@ typedef fp_status_t (*moe_fill_func_t)(void *arg, unsigned thread, moe_pattern_t
 
 fp_status_t moe_fill_experts(unsigned experts, size_t scratch_len, moe_fill_func_t fn, void *arg);
 
-/* The compute: dot product of the @len bytes at @w (float32, @len % 64 == 0). */
-double moe_compute(const void *w, uint64_t len);
+/* The compute: the @len bytes at @w (float32, @len % 64 == 0) times @tokens vectors. */
+double moe_compute(const void *w, uint64_t len, unsigned tokens);
 
 /*
  * The load's "touch": read one word of every 4 KiB page of [@p, @p + @len),
