@@ -596,6 +596,18 @@ double bench_median(double *v, unsigned n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+void bench_warm_memory(uint64_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return;
+    madvise(p, bytes, MADV_HUGEPAGE);
+    if (madvise(p, bytes, MADV_POPULATE_WRITE) != 0)
+        memset(p, 1, bytes);
+    munmap(p, bytes);
+}
+
 int bench_parse_uint(const char *text, unsigned min, unsigned max, unsigned *v_p)
 {
     char *end;

@@ -154,6 +154,17 @@ void bench_lat_summary(uint64_t *samples, unsigned n, double *med_p, double *p99
 /* Median of @n > 0 doubles (sorted here). */
 double bench_median(double *v, unsigned n);
 
+/*
+ * Touch @bytes of new anonymous memory and give it back. On a VM whose guest
+ * reports free memory to its host (virtio-balloon free page reporting), memory
+ * that stayed free for a few seconds must be faulted back in by the host when
+ * it is touched again, at several ms per 2 MiB: far more than the copy it
+ * serves. Right after this call the guest's free memory is backed again, as a
+ * long-running process's recycled memory would be, so a figure measures the
+ * program rather than the host. Benchmarks say where they use it.
+ */
+void bench_warm_memory(uint64_t bytes);
+
 /* Parse a decimal in [@min, @max]; -1 if it is not one. */
 int bench_parse_uint(const char *text, unsigned min, unsigned max, unsigned *v_p);
 

@@ -145,6 +145,7 @@ typedef struct run_result {
     double stream;               /* GB/s, raw one-way stream into reused buffers */
     double stream_new;           /* GB/s, the same into new memfd pages */
     double seq[NSEQ];            /* GB/s, measurement 1 */
+    double seq_warm;             /* GB/s, 2 MiB granule, guest memory warmed first */
     double rand_med, rand_p99;   /* us, measurement 2, farpool */
     double raw_med, raw_p99;     /* us, raw 4 KiB ping-pong */
     double fetch_p50, fetch_p99; /* us, farpool_region_stats() of measurement 2 */
@@ -504,6 +505,18 @@ static fp_status_t seq_measure(bench_t *b, run_result_t *r)
         status = seq_pass(b, reg, &res);
         if (status != FP_OK)
             return status;
+        if (i == 0) {
+            /* The same pass once more, right after the guest's memory was made
+             * resident again: what the engine costs, without the host. */
+            seq_result_t warm;
+
+            memset(&warm, 0, sizeof(warm));
+            bench_warm_memory(reg->size + 64 * MIB);
+            status = seq_pass(b, reg, &warm);
+            if (status != FP_OK)
+                return status;
+            r->seq_warm = warm.gbs;
+        }
         if (i < 2) {
             r->seq[i == 0 ? SEQ_2M : SEQ_64K] = res.gbs;
             if (i == 0) {
@@ -738,10 +751,11 @@ static void print_run_line(unsigned i, unsigned n, const run_result_t *r)
 {
     fprintf(
         stderr,
-        "run %u/%u: stream %.2f (new pages %.2f) GB/s; first touch 2M/64K/4K %.2f/%.2f/%.2f GB/s; "
+        "run %u/%u: stream %.2f (new pages %.2f) GB/s; first touch 2M/64K/4K %.2f/%.2f/%.2f GB/s "
+        "(2M, memory warmed %.2f); "
         "random 4 KiB median farpool/raw %.1f/%.1f us; faults 2M/4K %.0f/%.0f; sweep",
         i + 1, n, r->stream, r->stream_new, r->seq[SEQ_2M], r->seq[SEQ_64K], r->seq[SEQ_4K],
-        r->rand_med, r->raw_med, r->cnt_2m[CNT_FP_ALL], r->cnt_4k[CNT_FP_ALL]);
+        r->seq_warm, r->rand_med, r->raw_med, r->cnt_2m[CNT_FP_ALL], r->cnt_4k[CNT_FP_ALL]);
     for (unsigned k = 0; k < NSWEEP; k++)
         fprintf(stderr, " %s %.2f GB/s %.1f us", sweep_names[k], r->sweep_seq[k], r->sweep_med[k]);
     fprintf(stderr, "\n");
@@ -811,6 +825,16 @@ static unsigned build_rows(const bench_cfg_t *cfg, const run_result_t *runs, uns
         row->base2 = MED(stream_new);
         row->cmp2 = row->fp / row->base2;
         if (i == SEQ_2M) {
+            snprintf(row->target, sizeof(row->target), ">= %.1fx", TARGET_SEQ);
+            row->met = row->cmp >= TARGET_SEQ;
+            row = row_add(rows, &k, 1, "GB/s");
+            snprintf(row->metric, sizeof(row->metric),
+                     "same, guest memory made resident just before (GB/s)");
+            row->fp = MED(seq_warm);
+            row->base = stream;
+            row->cmp = row->fp / row->base;
+            row->base2 = MED(stream_new);
+            row->cmp2 = row->fp / row->base2;
             snprintf(row->target, sizeof(row->target), ">= %.1fx", TARGET_SEQ);
             row->met = row->cmp >= TARGET_SEQ;
         }
