@@ -567,7 +567,7 @@ int main(void)
     bool user_mode_only;
 
     /* Skip only where the kernel cannot do what the engine needs. */
-    if (fp_uffd_open(&fd, &user_mode_only) == FP_ERR_UNSUPPORTED) {
+    if (fp_uffd_open(&fd, &user_mode_only, NULL) == FP_ERR_UNSUPPORTED) {
         fprintf(stderr, "test_fault: SKIP: this kernel lacks userfaultfd shmem minor faults, "
                         "write-protect or poison (Linux 6.6+ needed)\n");
         return 77;

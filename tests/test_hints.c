@@ -417,7 +417,7 @@ int main(void)
     int fd;
     bool user_mode_only;
 
-    if (fp_uffd_open(&fd, &user_mode_only) == FP_ERR_UNSUPPORTED) {
+    if (fp_uffd_open(&fd, &user_mode_only, NULL) == FP_ERR_UNSUPPORTED) {
         fprintf(stderr, "test_hints: SKIP: this kernel lacks userfaultfd shmem minor faults, "
                         "write-protect or poison (Linux 6.6+ needed)\n");
         return 77;

@@ -1110,14 +1110,15 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     madvise(e->map, e->map_size, MADV_DONTFORK);
     madvise(e->stage, e->map_size, MADV_DONTFORK);
 
-    status = fp_uffd_open(&e->uffd, &user_mode_only);
+    status = fp_uffd_open(&e->uffd, &user_mode_only, NULL);
     if (status != FP_OK)
         goto err_unmap;
     if (user_mode_only)
         fp_info("region %s: userfaultfd in user-mode-only mode: system calls that write "
                 "into the region (read(2) into it) fail with EFAULT",
                 e->name);
-    status = fp_uffd_register(e->uffd, e->map, e->map_size, !e->readonly);
+    status = fp_uffd_register(e->uffd, e->map, e->map_size,
+                              FP_UFFD_MISSING | FP_UFFD_MINOR | (e->readonly ? 0 : FP_UFFD_WP));
     if (status != FP_OK)
         goto err_uffd;
     e->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -11,16 +11,34 @@
 
 #include "common/log.h"
 
-fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p)
+/* The optional features this kernel offers: asked of a userfaultfd of its own. */
+static uint64_t optional_features(int flags)
+{
+    struct uffdio_api api;
+    int fd = (int)syscall(SYS_userfaultfd, flags);
+
+    if (fd < 0)
+        return 0;
+    memset(&api, 0, sizeof(api));
+    api.api = UFFD_API;
+    if (ioctl(fd, UFFDIO_API, &api) < 0)
+        api.features = 0;
+    close(fd);
+    return api.features & FP_UFFD_FEATURES_OPTIONAL;
+}
+
+fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p, uint64_t *features_p)
 {
     struct uffdio_api api;
     bool user_mode_only = false;
+    int flags = O_CLOEXEC | O_NONBLOCK;
     int fd;
 
-    fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    fd = (int)syscall(SYS_userfaultfd, flags);
     if (fd < 0 && errno == EPERM) {
         user_mode_only = true;
-        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        flags |= UFFD_USER_MODE_ONLY;
+        fd = (int)syscall(SYS_userfaultfd, flags);
     }
     if (fd < 0) {
         fp_error("userfaultfd: %s (is vm.unprivileged_userfaultfd 0 and "
@@ -30,7 +48,7 @@ fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p)
     }
     memset(&api, 0, sizeof(api));
     api.api = UFFD_API;
-    api.features = FP_UFFD_FEATURES;
+    api.features = FP_UFFD_FEATURES | optional_features(flags);
     if (ioctl(fd, UFFDIO_API, &api) < 0) {
         fp_error("userfaultfd: the kernel lacks a needed feature (shmem minor faults, shmem "
                  "write-protect or poison; Linux 6.6 or later): %s",
@@ -40,18 +58,19 @@ fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p)
     }
     *fd_p = fd;
     *user_mode_only_p = user_mode_only;
+    if (features_p != NULL)
+        *features_p = api.features;
     return FP_OK;
 }
 
-fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, bool wp)
+fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, uint64_t modes)
 {
     struct uffdio_register reg;
 
     memset(&reg, 0, sizeof(reg));
     reg.range.start = (uintptr_t)addr;
     reg.range.len = len;
-    reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR |
-               (wp ? UFFDIO_REGISTER_MODE_WP : 0);
+    reg.mode = modes;
     if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
         fp_error("userfaultfd register %p+%llu: %s", addr, (unsigned long long)len,
                  strerror(errno));
@@ -156,6 +175,41 @@ fp_status_t fp_uffd_poison(int fd, void *addr, uint64_t len)
         fp_error("UFFDIO_POISON %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
         return FP_ERR_IO;
     }
+    return FP_OK;
+}
+
+fp_status_t fp_uffd_move(int fd, void *dst, void *src, uint64_t len, bool wake, uint64_t *moved_p)
+{
+    struct uffdio_move m;
+    int again = 0;
+
+    *moved_p = 0;
+    memset(&m, 0, sizeof(m));
+    m.dst = (uintptr_t)dst;
+    m.src = (uintptr_t)src;
+    m.len = len;
+    m.mode = wake ? 0 : UFFDIO_MOVE_MODE_DONTWAKE;
+    while (ioctl(fd, UFFDIO_MOVE, &m) < 0) {
+        int err = errno;
+
+        if (m.move > 0) {
+            /* Partly done: the rest again. */
+            *moved_p += (uint64_t)m.move;
+            m.dst += (uint64_t)m.move;
+            m.src += (uint64_t)m.move;
+            m.len -= (uint64_t)m.move;
+        }
+        m.move = 0;
+        /* EAGAIN: a page was busy (being split, migrated); a few tries, then give up. */
+        if (err == EAGAIN && ++again < 100)
+            continue;
+        if (err == EBUSY || err == EAGAIN)
+            return FP_ERR_BUSY; /* not movable now (pinned, shared); the caller copes */
+        fp_error("UFFDIO_MOVE %#llx -> %#llx +%llu: %s", (unsigned long long)m.src,
+                 (unsigned long long)m.dst, (unsigned long long)m.len, strerror(err));
+        return FP_ERR_IO;
+    }
+    *moved_p = len;
     return FP_OK;
 }
 

@@ -27,6 +27,20 @@ struct uffdio_poison {
 };
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#define _UFFDIO_MOVE      (0x05)
+struct uffdio_move {
+    __u64 dst;
+    __u64 src;
+    __u64 len;
+#define UFFDIO_MOVE_MODE_DONTWAKE        ((__u64)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
+    __u64 mode;
+    __s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
 #ifndef UFFDIO_CONTINUE_MODE_WP
 #define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
 #endif
@@ -40,16 +54,30 @@ struct uffdio_poison {
      UFFD_FEATURE_POISON)
 
 /*
- * Open a non-blocking userfaultfd and negotiate FP_UFFD_FEATURES. Tries full
- * mode first; where the process may not handle kernel-mode faults, falls back
- * to UFFD_USER_MODE_ONLY and sets *@user_mode_only_p (a kernel copy into the
- * region, such as read(2), then fails with EFAULT). FP_ERR_UNSUPPORTED if the
- * kernel lacks userfaultfd or a feature; logs why.
+ * Features used where the kernel has them: moving anonymous pages (Linux 6.8),
+ * for the page-recycling cache of read-only mappings (cache_move.c), and the
+ * faulting thread's id in fault messages.
  */
-fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p);
+#define FP_UFFD_FEATURES_OPTIONAL (UFFD_FEATURE_MOVE | UFFD_FEATURE_THREAD_ID)
 
-/* Register [addr, addr+len) for missing, minor and write-protect faults. */
-fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, bool wp);
+/*
+ * Open a non-blocking userfaultfd and negotiate FP_UFFD_FEATURES, plus those
+ * of FP_UFFD_FEATURES_OPTIONAL the kernel has; *@features_p (may be NULL) gets
+ * what was negotiated. Tries full mode first; where the process may not
+ * handle kernel-mode faults, falls back to UFFD_USER_MODE_ONLY and sets
+ * *@user_mode_only_p (a kernel copy into the region, such as read(2), then
+ * fails with EFAULT). FP_ERR_UNSUPPORTED if the kernel lacks userfaultfd or a
+ * needed feature; logs why.
+ */
+fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p, uint64_t *features_p);
+
+/* Registration modes (UFFDIO_REGISTER_MODE_*). */
+#define FP_UFFD_MISSING UFFDIO_REGISTER_MODE_MISSING
+#define FP_UFFD_MINOR   UFFDIO_REGISTER_MODE_MINOR
+#define FP_UFFD_WP      UFFDIO_REGISTER_MODE_WP
+
+/* Register [addr, addr+len) for the faults in @modes (FP_UFFD_* ORed). */
+fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, uint64_t modes);
 fp_status_t fp_uffd_unregister(int fd, void *addr, uint64_t len);
 
 /* Map page-cache pages into the range; @wp maps them write-protected. */
@@ -61,6 +89,16 @@ fp_status_t fp_uffd_writeprotect(int fd, void *addr, uint64_t len, bool protect,
 
 /* Mark the range poisoned: an access raises SIGBUS. Wakes waiters. */
 fp_status_t fp_uffd_poison(int fd, void *addr, uint64_t len);
+
+/*
+ * Move the anonymous pages of [src, src+len) to the empty range at @dst (both
+ * writable anonymous mappings, @dst registered on @fd); no copy, no
+ * allocation. Wakes threads waiting on @dst if @wake. *@moved_p gets the
+ * bytes moved, from the start, also on failure. FP_ERR_BUSY, not logged, when
+ * the kernel will not move a page (pinned or shared); other failures are
+ * logged: FP_ERR_IO.
+ */
+fp_status_t fp_uffd_move(int fd, void *dst, void *src, uint64_t len, bool wake, uint64_t *moved_p);
 
 /* Wake threads waiting on faults in the range. */
 fp_status_t fp_uffd_wake(int fd, void *addr, uint64_t len);
