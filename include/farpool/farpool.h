@@ -142,6 +142,7 @@ enum farpool_context_params_field {
     FARPOOL_CONTEXT_PARAM_CACHE_BYTES = 1u << 2, /* cache_bytes */
     FARPOOL_CONTEXT_PARAM_TIMEOUT = 1u << 3,     /* timeout_ms */
     FARPOOL_CONTEXT_PARAM_READAHEAD = 1u << 4,   /* readahead */
+    FARPOOL_CONTEXT_PARAM_PREFAULT = 1u << 5,    /* prefault */
 };
 
 typedef struct farpool_context_params {
@@ -161,6 +162,15 @@ typedef struct farpool_context_params {
      * either way.
      */
     int readahead;
+    /**
+     * 1: a read-only region takes its share of the cache's memory when it is
+     * mapped (up to the budget, or the region's size if smaller), so that
+     * first touches find pages ready instead of waiting for the kernel to
+     * allocate them. 0 (the default): memory is taken as blocks arrive. Either
+     * way a read-only mapping keeps the pages it has and recycles them for new
+     * blocks (see docs/fault-engine.md); writable mappings allocate as they go.
+     */
+    int prefault;
 } farpool_context_params_t;
 
 /** Connect to the nodes. On FP_OK *@ctx_p is freed with farpool_context_destroy(). */

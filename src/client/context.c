@@ -29,7 +29,9 @@ struct farpool_context {
     farpool_node_t *ctl; /* control connection to nodes[0] */
     uint64_t cache_budget;
     bool readahead;
-    _Atomic uint64_t cache_used; /* bytes cached by all mapped regions */
+    bool prefault;
+    _Atomic uint64_t cache_used;   /* cache memory held by all mapped regions */
+    _Atomic uint64_t cache_wanted; /* memory a region waits for; others trim their spares */
     farpool_region_t *regions;
 };
 
@@ -78,7 +80,9 @@ fp_status_t farpool_context_create(const farpool_context_params_t *params,
     if ((mask & FARPOOL_CONTEXT_PARAM_CACHE_BYTES) && params->cache_bytes > 0)
         ctx->cache_budget = params->cache_bytes;
     atomic_init(&ctx->cache_used, 0);
+    atomic_init(&ctx->cache_wanted, 0);
     ctx->readahead = !(mask & FARPOOL_CONTEXT_PARAM_READAHEAD) || params->readahead != 0;
+    ctx->prefault = (mask & FARPOOL_CONTEXT_PARAM_PREFAULT) && params->prefault != 0;
 
     if ((mask & FARPOOL_CONTEXT_PARAM_SECRET_FILE) && params->secret_file != NULL)
         secret_file = params->secret_file;
@@ -208,8 +212,10 @@ fp_status_t farpool_map(farpool_region_t *region, void **addr_p)
     ep.region_name = region->name;
     ep.readonly = (region->flags & FARPOOL_REGION_READONLY) != 0;
     ep.cache_used = &ctx->cache_used;
+    ep.cache_wanted = &ctx->cache_wanted;
     ep.cache_budget = ctx->cache_budget;
     ep.readahead = ctx->readahead;
+    ep.prefault = ctx->prefault;
     status = fp_engine_start(&ep, &region->engine, &region->addr);
     if (status != FP_OK)
         return status;

@@ -3,12 +3,13 @@
  * The fault engine of one mapped region; see engine.h.
  *
  * DESIGN
- * The local cache of a region is a memfd the size of the region, mapped twice:
- * the application's mapping (map) is registered with userfaultfd for missing,
- * minor and write-protect faults; the engine's own mapping (stage) is not.
- * Fetched bytes are received from the socket straight into stage, that is into
- * the memfd's page cache, and UFFDIO_CONTINUE then maps those pages into map:
- * no copy after the socket's, however large the granule.
+ * The engine decides what to fetch, keep and evict; where the bytes live and
+ * how they are mapped is the cache backend's business (cache.h): a memfd's
+ * page cache mapped with UFFDIO_CONTINUE (cache_shmem.c, every mapping), or
+ * a pool of recycled pages moved in and out with UFFDIO_MOVE (cache_move.c,
+ * read-only mappings where the kernel can move pages). Either way a block's
+ * bytes are received from the socket straight into the memory that is then
+ * mapped: no copy after the socket's.
  *
  * One engine thread serves the region: it polls the userfaultfd, the node
  * connection and a command eventfd. A missing fault on an ABSENT block starts
@@ -20,14 +21,14 @@
  * faulting address are read first and mapped as soon as they arrive, waking
  * the faulting thread while the rest of the block is still on the wire.
  *
- * Cache and eviction. Fetched blocks count against the context's byte budget.
- * Before a fetch would exceed it, a victim is chosen by CLOCK (block.c). The
- * access signal comes from minor faults: when the hand spares a block whose
- * access bit was set, it drops the block's page-table entries in map (the
- * bytes stay in the page cache), so the block's next use is a minor fault,
- * which sets the bit again and is resolved by UFFDIO_CONTINUE without any
- * network traffic. A clean victim is dropped by punching a hole in the memfd; a
- * dirty one is write-protected, written back, then dropped.
+ * Cache and eviction. The memory the cache holds counts against the
+ * context's byte budget. Before a fetch would exceed it (and no spare page is
+ * left to recycle), a victim is chosen by CLOCK (block.c). The access signal
+ * comes from faults on cached blocks: when the hand spares a block whose
+ * access bit was set, the backend unmaps it keeping its bytes, so the block's
+ * next use is a fault (minor, or missing on a parked block) that sets the bit
+ * again and is resolved without any network traffic. A dirty victim is
+ * write-protected and written back before it is dropped.
  *
  * Dirty tracking. Blocks are mapped write-protected; the first write to a clean
  * block is a write-protect fault that marks it DIRTY and lifts the protection.
@@ -39,9 +40,9 @@
  * the accesses that wait for it, and any later one, get SIGBUS. No fault is
  * ever resolved with zeros or stale bytes.
  *
- * fork(): both mappings are MADV_DONTFORK, so a child has no mapping at the
- * region's addresses (an access there is SIGSEGV) instead of a view of the
- * cache that nothing would keep coherent.
+ * fork(): the backends' mappings are MADV_DONTFORK, so a child has no mapping
+ * at the region's addresses (an access there is SIGSEGV) instead of a view of
+ * the cache that nothing would keep coherent.
  */
 #include "engine.h"
 
@@ -50,27 +51,27 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "block.h"
-#include "prefetch.h"
-#include "stats.h"
+#include "cache.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "node.h"
+#include "prefetch.h"
 #include "region_meta.h"
+#include "stats.h"
 #include "transport/transport.h"
 #include "uffd.h"
 
-#define PAGE_SIZE_BYTES 4096u
+#define PAGE_SIZE_BYTES FP_CACHE_PAGE
 #define HEAD_SIZE       (64u << 10)
-#define HUGE_SIZE       (2u << 20) /* a PMD-mapped huge page */
 #define MAX_FETCHES     64
 #define MAX_RANGES      40 /* ranges of one block: 2 MiB over 64 KiB slabs, + head split */
 #define UFFD_MSG_BATCH  64
@@ -103,7 +104,8 @@ typedef struct fetch {
     struct fp_engine *e;
     uint64_t block;
     uint64_t start_ns;
-    bool prefetch; /* ahead of use: no head part, enters the cache cold and unmapped */
+    bool prefetch; /* ahead of use: no head part, enters the cache cold and
+                      unmapped */
     bool hinted;   /* ...asked for by farpool_prefetch(): mapped whole as it lands */
     int pending;   /* xfers outstanding */
     fp_status_t status;
@@ -122,20 +124,25 @@ struct fp_engine {
     fp_region_info_t info;
     uint64_t size, map_size, granule, nblocks;
     bool readonly;
-    int memfd, uffd, cmd_fd;
-    uint8_t *map;   /* the application's view */
-    uint8_t *stage; /* the engine's view of the same pages */
+    int uffd, cmd_fd;
+    fp_cache_t *cache;
+    const fp_cache_ops_t *ops; /* cache->ops */
+    uint8_t *map;              /* the application's view (cache->map) */
     fp_block_table_t *blocks;
     fetch_t fetches[MAX_FETCHES];
     fetch_t *free_fetches;
     unsigned nfetching, nprefetching;
-    uint8_t *pf;         /* PF_* flags per block */
-    fp_prefetch_t trend; /* the automatic prefetcher */
-    hint_t cur_hint;     /* the explicit prefetch being issued; first == end: none */
-    bool pfwait;         /* a farpool_prefetch_wait() is waiting */
-    _Atomic uint64_t *cache_used;
+    uint8_t *pf;                    /* PF_* flags per block */
+    fp_prefetch_t trend;            /* the automatic prefetcher */
+    hint_t cur_hint;                /* the explicit prefetch being issued; first == end: none */
+    bool pfwait;                    /* a farpool_prefetch_wait() is waiting */
+    _Atomic uint64_t *cache_used;   /* the context's memory held, all regions */
+    _Atomic uint64_t *cache_wanted; /* bytes some region waits for: trim spares */
     uint64_t cache_budget;
-    bool readahead; /* the automatic prefetcher is on */
+    uint64_t held;     /* what this engine added to *cache_used */
+    bool readahead;    /* the automatic prefetcher is on */
+    bool write_denied; /* a write to this read-only region was refused (said once)
+                        */
     pthread_t thread;
 
     /* Commands from the application's thread. */
@@ -170,19 +177,48 @@ static uint64_t block_map_len(const fp_engine_t *e, uint64_t block)
     return e->map_size - off < e->granule ? e->map_size - off : e->granule;
 }
 
-static void cache_add(fp_engine_t *e, int64_t delta)
+/* Memory the cache took (> 0) or gave back to the system (< 0): the budget's
+ * measure. */
+static void mem_add(fp_engine_t *e, int64_t delta)
 {
-    uint64_t now;
-
     atomic_fetch_add(e->cache_used, (uint64_t)delta);
-    now = atomic_fetch_add(&e->st->cache, (uint64_t)delta) + (uint64_t)delta;
+    e->held += (uint64_t)delta;
+}
+
+/* *@v -= min(*@v, @n), atomically. */
+static void sub_saturating(_Atomic uint64_t *v, uint64_t n)
+{
+    uint64_t cur = atomic_load(v);
+
+    while (!atomic_compare_exchange_weak(v, &cur, cur - (cur < n ? cur : n)))
+        ;
+}
+
+/* Some region of the context waits for memory: give it our spare pages. */
+static void trim_if_wanted(fp_engine_t *e)
+{
+    uint64_t wanted = atomic_load(e->cache_wanted), freed;
+
+    if (wanted == 0 || !e->ops->has_spare(e->cache))
+        return;
+    freed = e->ops->trim(e->cache, wanted);
+    mem_add(e, -(int64_t)freed);
+    sub_saturating(e->cache_wanted, freed);
+}
+
+/* Bytes of the region cached (or in flight): the statistics' measure. */
+static void stat_cache_add(fp_engine_t *e, int64_t delta)
+{
+    uint64_t now = atomic_fetch_add(&e->st->cache, (uint64_t)delta) + (uint64_t)delta;
+
     if (now > atomic_load_explicit(&e->st->cache_peak, memory_order_relaxed))
         atomic_store_explicit(&e->st->cache_peak, now, memory_order_relaxed);
 }
 
 /*
- * Describe region bytes [off, off+len) as ranges of the node's slabs and the
- * matching stage memory. Returns the number of ranges added at @n.
+ * Describe region bytes [off, off+len), all in one block, as ranges of the
+ * node's slabs and the matching cache memory. Returns the number of ranges
+ * added at @n.
  */
 static unsigned add_ranges(fp_engine_t *e, uint64_t off, uint64_t len, fp_proto_range_t *ranges,
                            struct iovec *iov, unsigned n)
@@ -194,7 +230,7 @@ static unsigned add_ranges(fp_engine_t *e, uint64_t off, uint64_t len, fp_proto_
         ranges[n].slab = e->info.slabs[slab];
         ranges[n].offset = in_slab;
         ranges[n].length = (uint32_t)take;
-        iov[n].iov_base = e->stage + off;
+        iov[n].iov_base = e->ops->data(e->cache, off / e->granule, off);
         iov[n].iov_len = take;
         n++;
         off += take;
@@ -205,7 +241,8 @@ static unsigned add_ranges(fp_engine_t *e, uint64_t off, uint64_t len, fp_proto_
 
 static void fetch_done(fp_xfer_t *xfer, fp_status_t status);
 
-/* Make xfer @k of @f a read of the @n ranges prepared in f->ranges[k] / f->iov[k]. */
+/* Make xfer @k of @f a read of the @n ranges prepared in f->ranges[k] /
+ * f->iov[k]. */
 static void fetch_xfer_init(fetch_t *f, int k, unsigned n)
 {
     fp_xfer_t *x = &f->xfer[k];
@@ -220,15 +257,11 @@ static void fetch_xfer_init(fetch_t *f, int k, unsigned n)
     x->arg = f;
 }
 
-/* Map the bytes of [off, off+len) that arrived into the application's view. */
+/* Map the bytes of [off, off+len) of one block, arrived, into the application's
+ * view. */
 static fp_status_t map_range(fp_engine_t *e, uint64_t off, uint64_t len, bool wp)
 {
-    uint64_t start = off & ~(uint64_t)(PAGE_SIZE_BYTES - 1);
-    uint64_t end = (off + len + PAGE_SIZE_BYTES - 1) & ~(uint64_t)(PAGE_SIZE_BYTES - 1);
-
-    if (end > e->map_size)
-        end = e->map_size;
-    return fp_uffd_continue(e->uffd, e->map + start, end - start, wp && !e->readonly, true);
+    return e->ops->map(e->cache, off / e->granule, off, len, wp);
 }
 
 static void fetch_release(fp_engine_t *e, fetch_t *f)
@@ -247,15 +280,14 @@ static void fetch_release(fp_engine_t *e, fetch_t *f)
  */
 static void fail_block(fp_engine_t *e, uint64_t b, fp_status_t status)
 {
-    uint64_t off = block_off(e, b), len = block_map_len(e, b);
+    uint64_t off = block_off(e, b);
 
     fp_error("region %s: cannot fetch block %" PRIu64 " (offset %" PRIu64 ") from node %s: %s; "
              "accesses to it get SIGBUS",
              e->name, b, off, fp_node_addr(e->node), fp_status_string(status));
     atomic_fetch_add_explicit(&e->st->fetch_errors, 1, memory_order_relaxed);
-    fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-    fp_uffd_poison(e->uffd, e->map + off, len);
-    cache_add(e, -(int64_t)e->granule);
+    mem_add(e, -(int64_t)e->ops->fail(e->cache, b));
+    stat_cache_add(e, -(int64_t)e->granule);
     e->pf[b] = 0;
     fp_block_fill_done(e->blocks, b, false);
 }
@@ -271,7 +303,8 @@ static void fetch_finish(fetch_t *f)
     if (f->prefetch) {
         e->pf[b] &= (uint8_t)~PF_INFLIGHT;
         if (status == FP_OK) {
-            /* Cold and unmapped: its first use is a minor fault, which says it was used. */
+            /* Cold and unmapped: its first use is a minor fault, which says it was
+             * used. */
             atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
             fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
@@ -293,8 +326,10 @@ static void fetch_finish(fetch_t *f)
                 fp_block_cool(e->blocks, b);
                 /* Map it now, while the application is busy elsewhere, all but
                  * its first page: the touch of that page is the minor fault that
-                 * says the block was used, and costs one page, not the block. */
-                if (len > PAGE_SIZE_BYTES &&
+                 * says the block was used, and costs one page, not the block.
+                 * A backend that maps only whole blocks leaves it parked: its
+                 * first touch maps it, and says the same. */
+                if (len > PAGE_SIZE_BYTES && e->ops->can_map_part(e->cache) &&
                     map_range(e, off + PAGE_SIZE_BYTES, len - PAGE_SIZE_BYTES, true) == FP_OK)
                     e->pf[b] |= PF_SENTINEL;
             }
@@ -304,8 +339,8 @@ static void fetch_finish(fetch_t *f)
             fp_warn("region %s: prefetch of block %" PRIu64 " failed: %s", e->name, b,
                     fp_status_string(status));
             e->pf[b] = 0;
-            fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-            cache_add(e, -(int64_t)e->granule);
+            mem_add(e, -(int64_t)e->ops->drop(e->cache, b));
+            stat_cache_add(e, -(int64_t)e->granule);
             fp_block_fill_done(e->blocks, b, false);
         }
         fp_uffd_wake(e->uffd, e->map + off, len);
@@ -374,14 +409,16 @@ static fp_status_t engine_progress(fp_engine_t *e, int timeout_ms)
     return status == FP_ERR_TIMED_OUT ? FP_OK : status;
 }
 
-/* The connection is unusable: close it, which completes every xfer with an error. */
+/* The connection is unusable: close it, which completes every xfer with an
+ * error. */
 static void engine_disconnect(fp_engine_t *e)
 {
     fp_node_disconnect(e->node);
     e->tp = NULL;
 }
 
-/* Wait until *@done, running callbacks; gives up (and disconnects) after the node timeout. */
+/* Wait until *@done, running callbacks; gives up (and disconnects) after the
+ * node timeout. */
 static fp_status_t engine_wait(fp_engine_t *e, const bool *done)
 {
     uint64_t deadline = fp_time_ns() + (uint64_t)fp_node_timeout_ms(e->node) * FP_NS_PER_MS;
@@ -474,7 +511,8 @@ static fp_status_t writeback_block(fp_engine_t *e, uint64_t b)
     return FP_OK;
 }
 
-/* Block @b leaves the cache: if it was fetched ahead and never used, that guess was wasted. */
+/* Block @b leaves the cache: if it was fetched ahead and never used, that guess
+ * was wasted. */
 static void note_dropped(fp_engine_t *e, uint64_t b)
 {
     if (e->pf[b] & PF_UNUSED) {
@@ -484,7 +522,8 @@ static void note_dropped(fp_engine_t *e, uint64_t b)
     e->pf[b] = 0;
 }
 
-/* Prefetch-driven eviction passes over blocks fetched ahead and not used yet. */
+/* Prefetch-driven eviction passes over blocks fetched ahead and not used yet.
+ */
 static bool keep_unused(uint64_t b, void *arg)
 {
     fp_engine_t *e = arg;
@@ -497,8 +536,8 @@ static void spare_block(uint64_t b, void *arg)
 {
     fp_engine_t *e = arg;
 
-    e->pf[b] &= (uint8_t)~PF_SENTINEL;
-    madvise(e->map + block_off(e, b), block_map_len(e, b), MADV_DONTNEED);
+    if (e->ops->unmap(e->cache, b))
+        e->pf[b] &= (uint8_t)~PF_SENTINEL;
 }
 
 /*
@@ -521,8 +560,8 @@ static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
         }
     }
     note_dropped(e, b);
-    fallocate(e->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-    cache_add(e, -(int64_t)e->granule);
+    mem_add(e, -(int64_t)e->ops->drop(e->cache, b));
+    stat_cache_add(e, -(int64_t)e->granule);
     atomic_fetch_add_explicit(&e->st->evictions, 1, memory_order_relaxed);
     fp_block_evict_done(e->blocks, b);
     /* Threads that faulted on it meanwhile retry and fetch it again. */
@@ -531,9 +570,9 @@ static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
 }
 
 /*
- * Drop one block from the cache, chosen by CLOCK; for a prefetch (@for_prefetch)
- * only a cold one, and never one fetched ahead and not used yet. False if
- * there was none to drop.
+ * Drop one block from the cache, chosen by CLOCK; for a prefetch
+ * (@for_prefetch) only a cold one, and never one fetched ahead and not used
+ * yet. False if there was none to drop.
  */
 static bool evict_one(fp_engine_t *e, bool for_prefetch)
 {
@@ -543,6 +582,58 @@ static bool evict_one(fp_engine_t *e, bool for_prefetch)
                                : fp_block_evict_pick(e->blocks, spare_block, NULL, e, &b, &was);
 
     return picked && evict_block(e, b, was);
+}
+
+/*
+ * Make room for one more block in the cache: a spare page to recycle, or
+ * budget for new memory, evicting by CLOCK as needed; for a guess (@guess)
+ * only cold blocks, and false if there are none.
+ */
+static bool make_room(fp_engine_t *e, bool guess)
+{
+    bool asked = false;
+
+    for (int waits = 0; !e->ops->has_spare(e->cache) &&
+                        atomic_load(e->cache_used) + e->granule > e->cache_budget;) {
+        if (evict_one(e, guess))
+            continue;
+        if (guess)
+            return false;
+        /* Nothing of ours to drop: let a fetch in flight land so it can make room,
+         * or other regions of the context give their spare pages back. Bounded,
+         * so that a cache smaller than the blocks its threads need at once goes
+         * over budget rather than stalling. */
+        if (e->tp == NULL || ++waits > 50)
+            break;
+        if (e->nfetching > 0) {
+            engine_progress(e, 10);
+        } else {
+            if (!asked)
+                atomic_fetch_add(e->cache_wanted, e->granule);
+            asked = true;
+            poll(NULL, 0, 2);
+        }
+    }
+    if (asked)
+        sub_saturating(e->cache_wanted, e->granule);
+    return true;
+}
+
+/* Give block @b, claimed, memory to land in, counting new memory against the
+ * budget. */
+static fp_status_t bind_block(fp_engine_t *e, uint64_t b)
+{
+    fp_status_t status;
+    bool grew;
+
+    for (int tries = 0; (status = e->ops->bind(e->cache, b, &grew)) == FP_ERR_NO_SPACE;) {
+        /* Every page of the backend is taken: only far over budget. */
+        if (++tries > 8 || !evict_one(e, false))
+            return FP_ERR_NO_MEMORY;
+    }
+    if (status == FP_OK && grew)
+        mem_add(e, (int64_t)e->granule);
+    return status;
 }
 
 /*
@@ -568,18 +659,8 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
     if (guess && (e->tp == NULL || e->nfetching >= MAX_FETCHES - DEMAND_RESERVE ||
                   (uint64_t)(e->nprefetching + 1) * e->granule > e->cache_budget / 4))
         return false;
-    for (int waits = 0; atomic_load(e->cache_used) + e->granule > e->cache_budget;) {
-        if (evict_one(e, guess))
-            continue;
-        if (guess)
-            return false;
-        /* Everything cached is in flight: let a fetch land so it can make room.
-         * Bounded, so that a cache smaller than the blocks its threads need at
-         * once goes over budget rather than stalling. */
-        if (e->nfetching == 0 || e->tp == NULL || ++waits > 50)
-            break;
-        engine_progress(e, 10);
-    }
+    if (!make_room(e, guess))
+        return false;
     while (e->free_fetches == NULL) {
         if (engine_progress(e, 100) != FP_OK && e->free_fetches == NULL)
             break;
@@ -590,11 +671,15 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
             fp_uffd_wake(e->uffd, e->map + off, block_map_len(e, b));
         return false;
     }
-    cache_add(e, (int64_t)e->granule);
-    f = e->free_fetches;
-    if (f == NULL) {
-        /* Every slot is stuck: only when the connection is gone. */
-        fail_block(e, b, FP_ERR_NOT_CONNECTED);
+    status = bind_block(e, b);
+    if (status == FP_OK) {
+        stat_cache_add(e, (int64_t)e->granule);
+        f = e->free_fetches;
+        if (f == NULL) /* every slot is stuck: only when the connection is gone */
+            status = FP_ERR_NOT_CONNECTED;
+    }
+    if (status != FP_OK) {
+        fail_block(e, b, status);
         return false;
     }
     e->free_fetches = f->next_free;
@@ -614,7 +699,7 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
         atomic_fetch_add_explicit(&e->st->pf_issued, 1, memory_order_relaxed);
     }
 
-    if (len <= HEAD_SIZE || prefetch) {
+    if (len <= HEAD_SIZE || prefetch || !e->ops->can_map_part(e->cache)) {
         f->head_off = off;
         f->head_len = len;
         fetch_xfer_init(f, 0, add_ranges(e, off, len, f->ranges[0], f->iov[0], 0));
@@ -643,18 +728,20 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
             return true;
         }
     }
-    /* The requests are on their way; while the node sends, allocate the page-cache
-     * pages the replies will land in (through stage), all at once rather than one
-     * fault per page during the receive. This thread reads the replies only after. */
+    /* The requests are on their way; while the node sends, allocate the pages
+     * the replies will land in (if they are new), all at once rather than one
+     * fault per page during the receive. This thread reads the replies only
+     * after. */
     engine_progress(e, 0);
     /* Unless that progress already ended the fetch (a failure must not leave
      * zero pages behind, a success needs nothing more). */
     if (fp_block_state(e->blocks, b) == FP_BLOCK_FETCHING && (e->pf[b] & PF_FETCHING))
-        madvise(e->stage + off, block_map_len(e, b), MADV_POPULATE_WRITE);
+        e->ops->populate(e->cache, b);
     return true;
 }
 
-/* A first touch of block @b: feed the trend detector and read ahead along it. */
+/* A first touch of block @b: feed the trend detector and read ahead along it.
+ */
 static void note_access(fp_engine_t *e, uint64_t b)
 {
     uint64_t plan[AUTO_WINDOW_MAX];
@@ -672,13 +759,15 @@ static void note_access(fp_engine_t *e, uint64_t b)
     }
 }
 
-/* Block @b was claimed by a farpool_prefetch() hint and its fetch is not issued yet. */
+/* Block @b was claimed by a farpool_prefetch() hint and its fetch is not issued
+ * yet. */
 static bool hint_queued(fp_engine_t *e, uint64_t b)
 {
     return fp_block_state(e->blocks, b) == FP_BLOCK_FETCHING && !(e->pf[b] & PF_FETCHING);
 }
 
-/* Give up hinted blocks not issued yet in [first, end): they become ABSENT again. */
+/* Give up hinted blocks not issued yet in [first, end): they become ABSENT
+ * again. */
 static void hint_cancel(fp_engine_t *e, uint64_t first, uint64_t end)
 {
     for (uint64_t b = first; b < end; b++) {
@@ -747,6 +836,24 @@ static fp_status_t release_range(fp_engine_t *e, uint64_t first, uint64_t end)
     return first_error;
 }
 
+/*
+ * A write to a read-only region the backend maps writable (cache_move.c): the
+ * writing thread gets SIGSEGV, as it would from a PROT_READ mapping (with
+ * si_code SI_TKILL rather than SEGV_ACCERR). Said once per region.
+ */
+static void deny_write(fp_engine_t *e, const struct uffd_msg *msg, uint64_t off)
+{
+    pid_t tid = (pid_t)msg->arg.pagefault.feat.ptid;
+
+    if (!e->write_denied)
+        fp_warn("region %s: write at +%" PRIu64 " to a read-only mapping; the writing thread "
+                "gets SIGSEGV",
+                e->name, off);
+    e->write_denied = true;
+    if (tid > 0)
+        syscall(SYS_tgkill, (pid_t)getpid(), tid, SIGSEGV);
+}
+
 static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
 {
     uint64_t addr = msg->arg.pagefault.address, flags = msg->arg.pagefault.flags;
@@ -765,12 +872,17 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
 
     if (flags & UFFD_PAGEFAULT_FLAG_WP) {
         atomic_fetch_add_explicit(&e->st->wp, 1, memory_order_relaxed);
+        if (e->readonly) {
+            deny_write(e, msg, off);
+            return;
+        }
         if (state == FP_BLOCK_RESIDENT)
             fp_block_mark_dirty(e->blocks, b);
         state = fp_block_state(e->blocks, b);
         if (state == FP_BLOCK_DIRTY)
             fp_uffd_writeprotect(e->uffd, e->map + boff, blen, false, false);
-        /* Other states: the write waits until the block settles; it is woken then. */
+        /* Other states: the write waits until the block settles; it is woken then.
+         */
         return;
     }
     if (state == FP_BLOCK_FETCHING && !(e->pf[b] & PF_FETCHING)) {
@@ -787,7 +899,10 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
         atomic_fetch_add_explicit(&e->st->pf_late, 1, memory_order_relaxed);
         note_access(e, b);
     }
-    if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+    if ((flags & UFFD_PAGEFAULT_FLAG_MINOR) ||
+        (e->ops->refaults_missing(e->cache) &&
+         (state == FP_BLOCK_RESIDENT || state == FP_BLOCK_DIRTY))) {
+        /* A touch of a cached block the backend had unmapped. */
         atomic_fetch_add_explicit(&e->st->minor, 1, memory_order_relaxed);
         if (state == FP_BLOCK_RESIDENT || state == FP_BLOCK_DIRTY) {
             bool first_use = (e->pf[b] & PF_UNUSED) != 0;
@@ -804,7 +919,13 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
                 e->pf[b] &= (uint8_t)~PF_SENTINEL;
                 blen = PAGE_SIZE_BYTES; /* the rest is mapped */
             }
-            map_range(e, boff, blen, state == FP_BLOCK_RESIDENT);
+            if (map_range(e, boff, blen, state == FP_BLOCK_RESIDENT) == FP_ERR_NO_ENTRY) {
+                /* The backend lost its bytes (it said why): fetch it again. */
+                fp_block_state_t was;
+                if (fp_block_evict_begin(e->blocks, b, &was) && evict_block(e, b, was))
+                    fetch_begin(e, b, off, false, false, false);
+                return;
+            }
             if (first_use) {
                 fp_prefetch_used(&e->trend);
                 note_access(e, b);
@@ -896,11 +1017,18 @@ static void *engine_thread(void *arg)
             pfd[2].events = POLLIN | (fp_transport_send_pending(e->tp) ? POLLOUT : 0);
             nfds = 3;
         }
-        /* While a prefetch-wait is pending, look again soon even if nothing stirs. */
-        if (poll(pfd, (nfds_t)nfds, e->pfwait ? 10 : -1) < 0 && errno != EINTR) {
+        /* While a prefetch-wait is pending, look again soon even if nothing
+         * stirs; while holding spare pages, now and then, in case another
+         * region of the context waits for memory. */
+        if (poll(pfd, (nfds_t)nfds,
+                 e->pfwait                     ? 10
+                 : e->ops->has_spare(e->cache) ? 20
+                                               : -1) < 0 &&
+            errno != EINTR) {
             fp_error("region %s: poll: %s", e->name, strerror(errno));
             continue;
         }
+        trim_if_wanted(e);
         if (nfds == 3 && pfd[2].revents != 0)
             engine_progress(e, 0);
         if (pfd[0].revents & POLLIN)
@@ -961,58 +1089,6 @@ static void *engine_thread(void *arg)
     }
 }
 
-#define SHMEM_THP_PATH "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
-
-/*
- * Whether the system lets a memfd be backed by huge pages when asked with
- * MADV_HUGEPAGE: the bracketed choice of SHMEM_THP_PATH is not "never" or
- * "deny". Said once per process when it does not, with the way out.
- */
-static void check_shmem_thp(void)
-{
-    static atomic_flag said = ATOMIC_FLAG_INIT;
-    char line[256] = "";
-    const char *choice;
-    FILE *f = fopen(SHMEM_THP_PATH, "re");
-
-    if (f == NULL)
-        return;
-    if (fgets(line, sizeof(line), f) == NULL)
-        line[0] = '\0';
-    fclose(f);
-    choice = strchr(line, '[');
-    if (choice == NULL || (strncmp(choice, "[never]", 7) != 0 && strncmp(choice, "[deny]", 6) != 0))
-        return;
-    if (!atomic_flag_test_and_set(&said))
-        fp_info("shmem huge pages are off (%s: %.7s): each 2 MiB block is filled as 512 small "
-                "pages, several times slower; as root, 'echo advise > %s' lets farpool use them",
-                SHMEM_THP_PATH, choice, SHMEM_THP_PATH);
-}
-
-/*
- * Map @len bytes of @fd at a 2 MiB-aligned address, so that the page cache's
- * huge pages (shmem THP, when the system allows it) can back whole blocks.
- */
-static uint8_t *map_cache(uint64_t len, int prot, int fd)
-{
-    const uint64_t align = HUGE_SIZE;
-    uint8_t *r, *a;
-
-    r = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (r == MAP_FAILED)
-        return MAP_FAILED;
-    a = (uint8_t *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
-    if (mmap(a, len, prot, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
-        munmap(r, len + align);
-        return MAP_FAILED;
-    }
-    if (a > r)
-        munmap(r, (size_t)(a - r));
-    if (r + len + align > a + len)
-        munmap(a + len, (size_t)(r + len + align - (a + len)));
-    return a;
-}
-
 static fp_status_t engine_command(fp_engine_t *e, engine_cmd_t cmd, uint64_t off, uint64_t len)
 {
     uint64_t one = 1;
@@ -1039,9 +1115,10 @@ static fp_status_t engine_command(fp_engine_t *e, engine_cmd_t cmd, uint64_t off
 fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engine_p, void **addr_p)
 {
     fp_engine_t *e;
+    fp_cache_params_t cp;
     bool user_mode_only = false;
+    uint64_t features = 0;
     fp_status_t status;
-    int prot;
 
     e = calloc(1, sizeof(*e));
     if (e == NULL)
@@ -1049,10 +1126,10 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     snprintf(e->name, sizeof(e->name), "%s", params->region_name);
     e->readonly = params->readonly;
     e->cache_used = params->cache_used;
+    e->cache_wanted = params->cache_wanted;
     e->cache_budget = params->cache_budget;
     e->readahead = params->readahead;
-    e->memfd = e->uffd = e->cmd_fd = -1;
-    e->map = e->stage = MAP_FAILED;
+    e->uffd = e->cmd_fd = -1;
 
     status = farpool_node_connect(params->node_addr, params->np, &e->node);
     if (status != FP_OK)
@@ -1086,45 +1163,44 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
         e->free_fetches = &e->fetches[i];
     }
 
-    status = FP_ERR_IO;
-    e->memfd = memfd_create(e->name, MFD_CLOEXEC);
-    if (e->memfd < 0 || ftruncate(e->memfd, (off_t)e->map_size) < 0) {
-        fp_error("region %s: memfd of %" PRIu64 " bytes: %s", e->name, e->map_size,
-                 strerror(errno));
-        goto err_blocks;
-    }
-    prot = PROT_READ | (e->readonly ? 0 : PROT_WRITE);
-    e->map = map_cache(e->map_size, prot, e->memfd);
-    e->stage = map_cache(e->map_size, PROT_READ | PROT_WRITE, e->memfd);
-    if (e->map == MAP_FAILED || e->stage == MAP_FAILED) {
-        fp_error("region %s: mmap of %" PRIu64 " bytes: %s", e->name, e->map_size, strerror(errno));
-        goto err_unmap;
-    }
-    if (e->granule >= HUGE_SIZE) {
-        /* Whole blocks are whole huge pages: one allocation per block instead
-         * of 512 (where shmem THP is allowed; see docs/fault-engine.md). */
-        madvise(e->map, e->map_size, MADV_HUGEPAGE);
-        madvise(e->stage, e->map_size, MADV_HUGEPAGE);
-        check_shmem_thp();
-    }
-    madvise(e->map, e->map_size, MADV_DONTFORK);
-    madvise(e->stage, e->map_size, MADV_DONTFORK);
-
-    status = fp_uffd_open(&e->uffd, &user_mode_only, NULL);
+    status = fp_uffd_open(&e->uffd, &user_mode_only, &features);
     if (status != FP_OK)
-        goto err_unmap;
+        goto err_stats;
     if (user_mode_only)
-        fp_info("region %s: userfaultfd in user-mode-only mode: system calls that write "
+        fp_info("region %s: userfaultfd in user-mode-only mode: system calls that "
+                "write "
                 "into the region (read(2) into it) fail with EFAULT",
                 e->name);
-    status = fp_uffd_register(e->uffd, e->map, e->map_size,
-                              FP_UFFD_MISSING | FP_UFFD_MINOR | (e->readonly ? 0 : FP_UFFD_WP));
+    /* Read-only mappings recycle their pages where the kernel can move them. */
+    e->ops = e->readonly && (features & UFFD_FEATURE_MOVE) && (features & UFFD_FEATURE_THREAD_ID)
+                 ? &fp_cache_move_ops
+                 : &fp_cache_shmem_ops;
+    memset(&cp, 0, sizeof(cp));
+    cp.name = e->name;
+    cp.uffd = e->uffd;
+    cp.map_size = e->map_size;
+    cp.granule = e->granule;
+    cp.nblocks = e->nblocks;
+    cp.max_blocks = (e->cache_budget + e->granule - 1) / e->granule;
+    cp.readonly = e->readonly;
+    status = e->ops->create(&cp, &e->cache);
     if (status != FP_OK)
         goto err_uffd;
+    e->map = e->cache->map;
+    fp_debug("region %s: %s cache, granule %" PRIu64, e->name, e->ops->name, e->granule);
+    if (params->prefault) {
+        /* Take the memory now rather than during the first touches. */
+        uint64_t used = atomic_load(e->cache_used), want = e->nblocks * e->granule;
+
+        if (used < e->cache_budget)
+            mem_add(e, (int64_t)e->ops->prefault(e->cache, want < e->cache_budget - used
+                                                               ? want
+                                                               : e->cache_budget - used));
+    }
     e->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (e->cmd_fd < 0) {
         status = FP_ERR_IO;
-        goto err_uffd;
+        goto err_cache;
     }
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->cond, NULL);
@@ -1141,17 +1217,14 @@ err_lock:
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     close(e->cmd_fd);
+err_cache:
+    e->ops->destroy(e->cache);
+    mem_add(e, -(int64_t)e->held);
 err_uffd:
     close(e->uffd);
-err_unmap:
-    if (e->map != MAP_FAILED)
-        munmap(e->map, e->map_size);
-    if (e->stage != MAP_FAILED)
-        munmap(e->stage, e->map_size);
-    if (e->memfd >= 0)
-        close(e->memfd);
-err_blocks:
+err_stats:
     fp_stats_unpublish(e->st);
+err_blocks:
     free(e->pf);
     fp_block_table_destroy(e->blocks);
 err_info:
@@ -1187,13 +1260,10 @@ fp_status_t fp_engine_stop(fp_engine_t *e, bool force)
                  "those writes are lost",
                  e->name);
     pthread_join(e->thread, NULL);
-    fp_uffd_unregister(e->uffd, e->map, e->map_size);
-    munmap(e->map, e->map_size);
-    munmap(e->stage, e->map_size);
-    close(e->memfd);
+    e->ops->destroy(e->cache);
+    mem_add(e, -(int64_t)e->held);
     close(e->uffd);
     close(e->cmd_fd);
-    atomic_fetch_sub(e->cache_used, atomic_load(&e->st->cache));
     fp_stats_unpublish(e->st);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
@@ -1214,7 +1284,8 @@ void fp_engine_stats(fp_engine_t *e, farpool_stats_t *s)
  * Claim the absent blocks of [off, off+len) for prefetching, here in the
  * caller's thread, so that from now on a fault on any of them waits for its
  * fetch instead of issuing another; queue them for the engine, which issues
- * them as slots and cache room allow. Returns at once (unless the queue is full).
+ * them as slots and cache room allow. Returns at once (unless the queue is
+ * full).
  */
 fp_status_t fp_engine_prefetch(fp_engine_t *e, uint64_t off, uint64_t len)
 {

@@ -25,9 +25,11 @@ typedef struct fp_engine_params {
     const farpool_node_params_t *np; /* how to connect (secret, timeout) */
     const char *region_name;         /* opened on the engine's own connection */
     bool readonly;
-    _Atomic uint64_t *cache_used; /* the context's cache bytes in use, shared */
-    uint64_t cache_budget;        /* the context's budget */
-    bool readahead;               /* run the automatic prefetcher */
+    _Atomic uint64_t *cache_used;   /* the context's cache memory in use, shared */
+    _Atomic uint64_t *cache_wanted; /* bytes a region waits for, shared: others trim spares */
+    uint64_t cache_budget;          /* the context's budget */
+    bool readahead;                 /* run the automatic prefetcher */
+    bool prefault;                  /* take the cache's memory at start (where it is recycled) */
 } fp_engine_params_t;
 
 /*
