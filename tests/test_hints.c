@@ -8,6 +8,10 @@
  * the scan touched them (landed, or still in flight: then the access waits
  * for that fetch instead of issuing its own); accuracy, the prefetched blocks
  * that were used before being evicted.
+ *
+ * The scans and hints run twice: on writable mappings (the shmem cache) and on
+ * read-only ones (the page-moving cache, where the kernel has UFFDIO_MOVE),
+ * whose prefetched blocks stay parked until their first touch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +33,7 @@
 #include "common/pattern.h"
 
 static fp_test_daemon_t daemon_;
+static bool readonly_; /* the group running: mappings read-only */
 
 static int group_setup(void **state)
 {
@@ -57,6 +62,24 @@ static farpool_context_t *context_new(uint64_t cache_bytes)
     p.cache_bytes = cache_bytes;
     assert_int_equal(farpool_context_create(&p, &ctx), FP_OK);
     return ctx;
+}
+
+/*
+ * Create region @name and map it: writable, or read-only in the read-only
+ * group (then its bytes are zeros, as a new region's are).
+ */
+static void *map_new(farpool_context_t *ctx, const char *name, uint64_t size, uint32_t granule,
+                     farpool_region_t **region_p)
+{
+    void *addr;
+
+    assert_int_equal(farpool_region_create(ctx, name, size, granule, region_p), FP_OK);
+    if (readonly_) {
+        farpool_region_close(*region_p);
+        assert_int_equal(farpool_region_open(ctx, name, FARPOOL_REGION_READONLY, region_p), FP_OK);
+    }
+    assert_int_equal(farpool_map(*region_p, &addr), FP_OK);
+    return addr;
 }
 
 /* Read every word of block @b: a scan that really uses the bytes. */
@@ -90,8 +113,7 @@ static void scan(uint64_t stride, const char *name)
     uint64_t touched = 0, covered;
     void *addr;
 
-    assert_int_equal(farpool_region_create(ctx, name, nblocks * granule, granule, &region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    addr = map_new(ctx, name, nblocks * granule, granule, &region);
     for (uint64_t b = 0; b < nblocks; b += stride) {
         sink += use_block(addr, b, granule);
         touched++;
@@ -146,9 +168,7 @@ static void test_readahead_off(void **state)
     p.nnodes = 1;
     p.readahead = 0;
     assert_int_equal(farpool_context_create(&p, &ctx), FP_OK);
-    assert_int_equal(farpool_region_create(ctx, "noreadahead", nblocks * granule, granule, &region),
-                     FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    addr = map_new(ctx, "noreadahead", nblocks * granule, granule, &region);
     for (uint64_t b = 0; b < nblocks; b++)
         sink += use_block(addr, b, granule);
     assert_int_equal(farpool_region_stats(region, &st), FP_OK);
@@ -170,13 +190,9 @@ static void test_random_stays_quiet(void **state)
     farpool_stats_t st;
     volatile uint8_t *mem;
     uint64_t seed = 99;
-    void *addr;
 
     (void)state;
-    assert_int_equal(farpool_region_create(ctx, "random", nblocks * granule, granule, &region),
-                     FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
-    mem = addr;
+    mem = map_new(ctx, "random", nblocks * granule, granule, &region);
     for (int i = 0; i < 4000; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         (void)mem[((seed >> 20) % nblocks) * granule + (seed & 4095)];
@@ -204,10 +220,13 @@ static void test_prefetch_then_touch(void **state)
     assert_int_equal(farpool_map(region, &addr), FP_OK);
     fp_pattern_fill(addr, size, 11, 0, 1);
     assert_int_equal(farpool_sync(region), FP_OK);
-    assert_int_equal(farpool_unmap(region), FP_OK);
+    farpool_region_close(region);
 
     /* A fresh mapping: nothing cached. Hint the second half, then touch it at once:
      * every access is a hit or waits for the fetch the hint started. */
+    assert_int_equal(
+        farpool_region_open(ctx, "hinted", readonly_ ? FARPOOL_REGION_READONLY : 0, &region),
+        FP_OK);
     assert_int_equal(farpool_map(region, &addr), FP_OK);
     assert_int_equal(farpool_prefetch(region, (uint8_t *)addr + size / 2, size / 2), FP_OK);
     FP_PATTERN_ASSERT((uint8_t *)addr + size / 2, size / 2, 11, size / 2, 1);
@@ -374,8 +393,7 @@ static void test_status_shows_running_client(void **state)
     void *addr;
 
     (void)state;
-    assert_int_equal(farpool_region_create(ctx, "watched", 16 << 20, granule, &region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    addr = map_new(ctx, "watched", 16 << 20, granule, &region);
     for (uint64_t b = 0; b < 256; b++)
         sink += use_block(addr, b, granule);
     snprintf(cmd, sizeof(cmd), "%s status --clients --json", FP_TEST_FARPOOL_CLI);
@@ -404,7 +422,7 @@ static void test_status_shows_running_client(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest writable[] = {
         cmocka_unit_test(test_sequential_scan),
         cmocka_unit_test(test_strided_scans),
         cmocka_unit_test(test_readahead_off),
@@ -414,7 +432,15 @@ int main(void)
         cmocka_unit_test(test_status_shows_running_client),
         cmocka_unit_test(test_prefetch_with_writes),
     };
-    int fd;
+    const struct CMUnitTest readonly[] = {
+        cmocka_unit_test(test_sequential_scan),
+        cmocka_unit_test(test_strided_scans),
+        cmocka_unit_test(test_readahead_off),
+        cmocka_unit_test(test_random_stays_quiet),
+        cmocka_unit_test(test_prefetch_then_touch),
+        cmocka_unit_test(test_status_shows_running_client),
+    };
+    int fd, failed;
     bool user_mode_only;
 
     if (fp_uffd_open(&fd, &user_mode_only, NULL) == FP_ERR_UNSUPPORTED) {
@@ -423,5 +449,10 @@ int main(void)
         return 77;
     }
     close(fd);
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    failed =
+        cmocka_run_group_tests_name("writable mappings", writable, group_setup, group_teardown);
+    readonly_ = true;
+    failed +=
+        cmocka_run_group_tests_name("read-only mappings", readonly, group_setup, group_teardown);
+    return failed;
 }
