@@ -11,7 +11,10 @@
  *
  * Runs. Each run opens the region read-only in a fresh context whose cache
  * budget is exactly `slots` experts (FARPOOL_CONTEXT_PARAM_CACHE_BYTES; plus
- * --cache-slack, 0 by default) and maps it, so every load comes from the node. Load = one read per
+ * --cache-slack, 0 by default) and maps it, so every load comes from the node.
+ * The cache's memory is taken at map (FARPOOL_CONTEXT_PARAM_PREFAULT), before
+ * the run's clock starts, as the other strategies' expert buffers are written
+ * before theirs (moe_slots.c); loads then recycle it. Load = one read per
  * 4 KiB page of the expert, in order (each fault fetches a granule; with read-ahead on, the
  * prefetcher runs ahead of the touch). Unload = farpool_release() of the expert's range. Hint =
  * farpool_prefetch() of the expert's range; the load that follows is the same touch pass, so any
@@ -208,11 +211,13 @@ static fp_status_t fp_run_begin(moe_store_t *s)
 
     memset(&p, 0, sizeof(p));
     p.field_mask = FARPOOL_CONTEXT_PARAM_NODES | FARPOOL_CONTEXT_PARAM_CACHE_BYTES |
-                   FARPOOL_CONTEXT_PARAM_READAHEAD | FARPOOL_CONTEXT_PARAM_TIMEOUT;
+                   FARPOOL_CONTEXT_PARAM_READAHEAD | FARPOOL_CONTEXT_PARAM_TIMEOUT |
+                   FARPOOL_CONTEXT_PARAM_PREFAULT;
     p.nodes = nodes;
     p.nnodes = 1;
     p.cache_bytes = (uint64_t)s->slots * s->size + f->slack;
     p.readahead = f->readahead ? 1 : 0;
+    p.prefault = 1;
     p.timeout_ms = TIMEOUT_MS;
     status = farpool_context_create(&p, &f->ctx);
     if (status != FP_OK) {
