@@ -104,8 +104,7 @@ typedef struct fetch {
     struct fp_engine *e;
     uint64_t block;
     uint64_t start_ns;
-    bool prefetch; /* ahead of use: no head part, enters the cache cold and
-                      unmapped */
+    bool prefetch; /* ahead of use: no head part, enters the cache cold and unmapped */
     bool hinted;   /* ...asked for by farpool_prefetch(): mapped whole as it lands */
     int pending;   /* xfers outstanding */
     fp_status_t status;
@@ -141,8 +140,7 @@ struct fp_engine {
     uint64_t cache_budget;
     uint64_t held;     /* what this engine added to *cache_used */
     bool readahead;    /* the automatic prefetcher is on */
-    bool write_denied; /* a write to this read-only region was refused (said once)
-                        */
+    bool write_denied; /* a write to this read-only region was refused, and said */
     pthread_t thread;
 
     /* Commands from the application's thread. */
@@ -177,8 +175,7 @@ static uint64_t block_map_len(const fp_engine_t *e, uint64_t block)
     return e->map_size - off < e->granule ? e->map_size - off : e->granule;
 }
 
-/* Memory the cache took (> 0) or gave back to the system (< 0): the budget's
- * measure. */
+/* Memory the cache took (> 0) or gave back to the system (< 0): the budget's measure. */
 static void mem_add(fp_engine_t *e, int64_t delta)
 {
     atomic_fetch_add(e->cache_used, (uint64_t)delta);
@@ -241,8 +238,7 @@ static unsigned add_ranges(fp_engine_t *e, uint64_t off, uint64_t len, fp_proto_
 
 static void fetch_done(fp_xfer_t *xfer, fp_status_t status);
 
-/* Make xfer @k of @f a read of the @n ranges prepared in f->ranges[k] /
- * f->iov[k]. */
+/* Make xfer @k of @f a read of the @n ranges prepared in f->ranges[k] / f->iov[k]. */
 static void fetch_xfer_init(fetch_t *f, int k, unsigned n)
 {
     fp_xfer_t *x = &f->xfer[k];
@@ -257,8 +253,7 @@ static void fetch_xfer_init(fetch_t *f, int k, unsigned n)
     x->arg = f;
 }
 
-/* Map the bytes of [off, off+len) of one block, arrived, into the application's
- * view. */
+/* Map the bytes of [off, off+len) of one block, arrived, into the application's view. */
 static fp_status_t map_range(fp_engine_t *e, uint64_t off, uint64_t len, bool wp)
 {
     return e->ops->map(e->cache, off / e->granule, off, len, wp);
@@ -303,8 +298,7 @@ static void fetch_finish(fetch_t *f)
     if (f->prefetch) {
         e->pf[b] &= (uint8_t)~PF_INFLIGHT;
         if (status == FP_OK) {
-            /* Cold and unmapped: its first use is a minor fault, which says it was
-             * used. */
+            /* Cold and unmapped: its first use is a minor fault, which says it was used. */
             atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
             fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
@@ -409,16 +403,14 @@ static fp_status_t engine_progress(fp_engine_t *e, int timeout_ms)
     return status == FP_ERR_TIMED_OUT ? FP_OK : status;
 }
 
-/* The connection is unusable: close it, which completes every xfer with an
- * error. */
+/* The connection is unusable: close it, which completes every xfer with an error. */
 static void engine_disconnect(fp_engine_t *e)
 {
     fp_node_disconnect(e->node);
     e->tp = NULL;
 }
 
-/* Wait until *@done, running callbacks; gives up (and disconnects) after the
- * node timeout. */
+/* Wait until *@done, running callbacks; gives up (and disconnects) after the node timeout. */
 static fp_status_t engine_wait(fp_engine_t *e, const bool *done)
 {
     uint64_t deadline = fp_time_ns() + (uint64_t)fp_node_timeout_ms(e->node) * FP_NS_PER_MS;
@@ -511,8 +503,7 @@ static fp_status_t writeback_block(fp_engine_t *e, uint64_t b)
     return FP_OK;
 }
 
-/* Block @b leaves the cache: if it was fetched ahead and never used, that guess
- * was wasted. */
+/* Block @b leaves the cache: if it was fetched ahead and never used, that guess was wasted. */
 static void note_dropped(fp_engine_t *e, uint64_t b)
 {
     if (e->pf[b] & PF_UNUSED) {
@@ -522,8 +513,7 @@ static void note_dropped(fp_engine_t *e, uint64_t b)
     e->pf[b] = 0;
 }
 
-/* Prefetch-driven eviction passes over blocks fetched ahead and not used yet.
- */
+/* Prefetch-driven eviction passes over blocks fetched ahead and not used yet. */
 static bool keep_unused(uint64_t b, void *arg)
 {
     fp_engine_t *e = arg;
@@ -570,9 +560,9 @@ static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
 }
 
 /*
- * Drop one block from the cache, chosen by CLOCK; for a prefetch
- * (@for_prefetch) only a cold one, and never one fetched ahead and not used
- * yet. False if there was none to drop.
+ * Drop one block from the cache, chosen by CLOCK; for a prefetch (@for_prefetch)
+ * only a cold one, and never one fetched ahead and not used yet. False if
+ * there was none to drop.
  */
 static bool evict_one(fp_engine_t *e, bool for_prefetch)
 {
@@ -619,8 +609,7 @@ static bool make_room(fp_engine_t *e, bool guess)
     return true;
 }
 
-/* Give block @b, claimed, memory to land in, counting new memory against the
- * budget. */
+/* Give block @b, claimed, memory to land in, counting new memory against the budget. */
 static fp_status_t bind_block(fp_engine_t *e, uint64_t b)
 {
     fp_status_t status;
@@ -740,8 +729,7 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
     return true;
 }
 
-/* A first touch of block @b: feed the trend detector and read ahead along it.
- */
+/* A first touch of block @b: feed the trend detector and read ahead along it. */
 static void note_access(fp_engine_t *e, uint64_t b)
 {
     uint64_t plan[AUTO_WINDOW_MAX];
@@ -759,15 +747,13 @@ static void note_access(fp_engine_t *e, uint64_t b)
     }
 }
 
-/* Block @b was claimed by a farpool_prefetch() hint and its fetch is not issued
- * yet. */
+/* Block @b was claimed by a farpool_prefetch() hint and its fetch is not issued yet. */
 static bool hint_queued(fp_engine_t *e, uint64_t b)
 {
     return fp_block_state(e->blocks, b) == FP_BLOCK_FETCHING && !(e->pf[b] & PF_FETCHING);
 }
 
-/* Give up hinted blocks not issued yet in [first, end): they become ABSENT
- * again. */
+/* Give up hinted blocks not issued yet in [first, end): they become ABSENT again. */
 static void hint_cancel(fp_engine_t *e, uint64_t first, uint64_t end)
 {
     for (uint64_t b = first; b < end; b++) {
@@ -881,8 +867,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
         state = fp_block_state(e->blocks, b);
         if (state == FP_BLOCK_DIRTY)
             fp_uffd_writeprotect(e->uffd, e->map + boff, blen, false, false);
-        /* Other states: the write waits until the block settles; it is woken then.
-         */
+        /* Other states: the write waits until the block settles; it is woken then. */
         return;
     }
     if (state == FP_BLOCK_FETCHING && !(e->pf[b] & PF_FETCHING)) {
@@ -1284,8 +1269,7 @@ void fp_engine_stats(fp_engine_t *e, farpool_stats_t *s)
  * Claim the absent blocks of [off, off+len) for prefetching, here in the
  * caller's thread, so that from now on a fault on any of them waits for its
  * fetch instead of issuing another; queue them for the engine, which issues
- * them as slots and cache room allow. Returns at once (unless the queue is
- * full).
+ * them as slots and cache room allow. Returns at once (unless the queue is full).
  */
 fp_status_t fp_engine_prefetch(fp_engine_t *e, uint64_t off, uint64_t len)
 {
