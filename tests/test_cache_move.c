@@ -6,8 +6,8 @@
  *
  * - read-only mappings use it (no memfd appears), and 4 threads reading at
  *   random over a region 4x the budget get the right bytes at granules 4 KiB,
- *   64 KiB and 2 MiB, while the cache's resident memory (sampled every 2 ms)
- *   grows by no more than the budget plus one block per thread;
+ *   64 KiB (blocks copied into place) and 2 MiB (huge pages moved), while the cache's resident
+ * memory (sampled every 2 ms) grows by no more than the budget plus one block per thread;
  * - prefault takes the budget's memory at map time, and a scan of twice the
  *   budget then runs in it without taking more;
  * - an expert unloaded with farpool_release() leaves its pages for the next

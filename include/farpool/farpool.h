@@ -163,12 +163,13 @@ typedef struct farpool_context_params {
      */
     int readahead;
     /**
-     * 1: a read-only region takes its share of the cache's memory when it is
-     * mapped (up to the budget, or the region's size if smaller), so that
-     * first touches find pages ready instead of waiting for the kernel to
-     * allocate them. 0 (the default): memory is taken as blocks arrive. Either
-     * way a read-only mapping keeps the pages it has and recycles them for new
-     * blocks (see docs/fault-engine.md); writable mappings allocate as they go.
+     * 1: a read-only region of 2 MiB granule takes its share of the cache's
+     * memory when it is mapped (up to the budget, or the region's size if
+     * smaller), so that first touches find pages ready instead of waiting for
+     * the kernel to allocate them. 0 (the default): memory is taken as blocks
+     * arrive. Either way such a mapping keeps the huge pages it has and
+     * recycles them for new blocks (see docs/fault-engine.md); other mappings
+     * allocate as blocks arrive and free as they leave.
      */
     int prefault;
 } farpool_context_params_t;

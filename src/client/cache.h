@@ -10,9 +10,11 @@
  *                  mode, writes and dirty tracking included; a dropped block's
  *                  memory goes back to the system, a new one is allocated.
  *   cache_move.c   read-only mappings, where the kernel can move pages
- *                  (UFFDIO_MOVE, Linux 6.8): bytes land in a pool of pages
- *                  that are moved into the region and back out, so memory is
- *                  allocated once and recycled, never zeroed again.
+ *                  (UFFDIO_MOVE, Linux 6.8): bytes land in a pool; 2 MiB
+ *                  blocks are huge pages moved into the region and back out,
+ *                  so memory is allocated once and recycled, never zeroed
+ *                  again; smaller blocks are copied into place
+ *                  (UFFDIO_COPY), protected in the same step.
  *
  * Memory accounting. A backend either gives a dropped block's memory back to
  * the system (shmem) or keeps it as a spare page for the next fill (move).

@@ -5,14 +5,14 @@
  * DESIGN
  * The region is an anonymous mapping registered for missing and
  * write-protect faults. Beside it lies a pool of slots, one block in size
- * each. A block's bytes are received into a slot, and UFFDIO_MOVE moves the
- * slot's pages into the region: no copy after the socket's, and no
- * allocation, since the pages came from the pool and go back to it when the
- * block leaves the cache (moved back out) as a spare for the next fill. Pool
- * memory is allocated once, the first time a slot is used (or up front, see
- * prefault), and after that recycled: never zeroed, never given back to the
- * kernel while the region is mapped (unless trimmed). At 2 MiB granule each
- * block is one transparent huge page, moved by its page-table entry.
+ * each, and a block's bytes are received into a slot. At 2 MiB granule each
+ * block is one transparent huge page, and UFFDIO_MOVE moves it into the region
+ * by its page-table entry: no copy after the socket's, and no allocation,
+ * since the page came from the pool and goes back to it when the block leaves
+ * the cache (moved back out) as a spare for the next fill. Pool memory is
+ * allocated once, the first time a slot is used (or up front, see prefault),
+ * and after that recycled: never zeroed, never given back to the kernel while
+ * the region is mapped (unless trimmed).
  *
  * Every page is in exactly one place: a slot, or the region. Per block, slot[]
  * names the slot holding its bytes while they are in flight or parked
@@ -22,15 +22,23 @@
  * empty. There are never more pages than slots, so a page in the region
  * always finds an empty slot to go back to.
  *
+ * Blocks smaller than a huge page are copied into place instead (UFFDIO_COPY,
+ * write-protected in the same step): moving small pages costs a TLB flush per
+ * move and protection, and measured several times more than allocating and
+ * copying them (docs/fault-engine.md). There the pool only stages fills (at
+ * most COPY_SPARES idle slots, not counted against the budget) and holds
+ * parked blocks, and a block's region pages are allocated when it lands and
+ * freed when it leaves.
+ *
  * Read-only. The kernel moves pages only between writable mappings, so the
  * region is mapped PROT_READ|PROT_WRITE and read-only is enforced with
- * userfaultfd write-protection: every block is write-protected right after
- * it is moved in, and the engine answers a write fault with SIGSEGV. A write
- * by another thread in the instant between a block's move and its protection
- * is not caught (it would change only this process's copy: nothing is ever
- * written back from a read-only mapping). Writable mappings use cache_shmem.c,
- * whose CONTINUE maps pages protected in one step: dirty tracking may not
- * have that gap.
+ * userfaultfd write-protection: every block is write-protected as it is
+ * copied in, or right after it is moved in, and the engine answers a write
+ * fault with SIGSEGV. A write by another thread in the instant between a huge
+ * block's move and its protection is not caught (it would change only this
+ * process's copy: nothing is ever written back from a read-only mapping).
+ * Writable mappings use cache_shmem.c, whose CONTINUE maps pages protected in
+ * one step: dirty tracking may not have that gap.
  */
 #include "cache.h"
 
@@ -43,8 +51,9 @@
 #include "common/log.h"
 #include "uffd.h"
 
-#define NO_SLOT   UINT32_MAX
-#define LOST_SLOT (UINT32_MAX - 1) /* its bytes are gone: drop it, fetch it again */
+#define COPY_SPARES 8 /* copying: slots kept ready to stage fills */
+#define NO_SLOT     UINT32_MAX
+#define LOST_SLOT   (UINT32_MAX - 1) /* its bytes are gone: drop it, fetch it again */
 #define POOL_SLACK                                                                                 \
     64 /* slots beyond the budget: fetches in flight while a full cache waits for room */
 
@@ -56,6 +65,8 @@ typedef struct move_cache {
     uint32_t *spare, nspare; /* a stack of slots holding a page */
     uint32_t *empty, nempty; /* a stack of slots holding none */
     uint8_t *fresh;          /* per slot: taken empty, not populated yet */
+    uint8_t *parked;         /* per slot: holds a parked block (not a fill) */
+    bool copy;               /* fills are copied into the region, not moved */
 } move_cache_t;
 
 static uint8_t *slot_addr(const move_cache_t *m, uint32_t s)
@@ -79,6 +90,7 @@ static void slot_emptied(move_cache_t *m, uint32_t s, uint64_t moved_len)
 {
     if (moved_len < m->base.granule)
         discard(slot_addr(m, s) + moved_len, m->base.granule - moved_len);
+    m->parked[s] = 0;
     m->empty[m->nempty++] = s;
 }
 
@@ -88,7 +100,19 @@ static void slot_spared(move_cache_t *m, uint32_t s, uint64_t len)
     if (len < m->base.granule)
         madvise(slot_addr(m, s) + len, m->base.granule - len, MADV_POPULATE_WRITE);
     m->fresh[s] = 0;
+    m->parked[s] = 0;
     m->spare[m->nspare++] = s;
+}
+
+/* Copying: staging slot @s is free again; a few stay ready, the others go. */
+static void staging_done(move_cache_t *m, uint32_t s)
+{
+    if (m->nspare < COPY_SPARES) {
+        m->spare[m->nspare++] = s;
+        return;
+    }
+    discard(slot_addr(m, s), m->base.granule);
+    m->empty[m->nempty++] = s;
 }
 
 static fp_status_t move_create(const fp_cache_params_t *p, fp_cache_t **cache_p)
@@ -113,7 +137,10 @@ static fp_status_t move_create(const fp_cache_params_t *p, fp_cache_t **cache_p)
     m->spare = malloc(nslots * sizeof(*m->spare));
     m->empty = malloc(nslots * sizeof(*m->empty));
     m->fresh = calloc(nslots, 1);
-    if (m->slot == NULL || m->spare == NULL || m->empty == NULL || m->fresh == NULL)
+    m->parked = calloc(nslots, 1);
+    m->copy = p->granule < FP_CACHE_HUGE;
+    if (m->slot == NULL || m->spare == NULL || m->empty == NULL || m->fresh == NULL ||
+        m->parked == NULL)
         goto err;
     for (uint64_t b = 0; b < p->nblocks; b++)
         m->slot[b] = NO_SLOT;
@@ -159,6 +186,7 @@ err:
     free(m->spare);
     free(m->empty);
     free(m->fresh);
+    free(m->parked);
     free(m);
     return status;
 }
@@ -176,12 +204,16 @@ static void move_destroy(fp_cache_t *c)
     free(m->spare);
     free(m->empty);
     free(m->fresh);
+    free(m->parked);
     free(m);
 }
 
 static bool move_has_spare(const fp_cache_t *c)
 {
-    return ((const move_cache_t *)c)->nspare > 0;
+    const move_cache_t *m = (const move_cache_t *)c;
+
+    /* Copying, spare slots only stage fills: the region needs new memory. */
+    return !m->copy && m->nspare > 0;
 }
 
 static fp_status_t move_bind(fp_cache_t *c, uint64_t b, bool *grew_p)
@@ -199,6 +231,9 @@ static fp_status_t move_bind(fp_cache_t *c, uint64_t b, bool *grew_p)
     } else {
         return FP_ERR_NO_SPACE;
     }
+    if (m->copy)
+        *grew_p = true; /* the region's pages, allocated when the block lands */
+    m->parked[s] = 0;
     m->slot[b] = s;
     return FP_OK;
 }
@@ -237,6 +272,16 @@ static fp_status_t move_map(fp_cache_t *c, uint64_t b, uint64_t off, uint64_t le
     if (s == NO_SLOT)
         return fp_uffd_wake(c->uffd, block_addr(m, b), blen); /* mapped already */
     m->fresh[s] = 0;
+    if (m->copy && !m->parked[s]) {
+        /* A fill: copied into new pages, protected and woken in one step; the
+         * slot stages the next fill. */
+        status = fp_uffd_copy(c->uffd, block_addr(m, b), slot_addr(m, s), blen, true);
+        if (status != FP_OK)
+            return status;
+        m->slot[b] = NO_SLOT;
+        staging_done(m, s);
+        return FP_OK;
+    }
     status = fp_uffd_move(c->uffd, block_addr(m, b), slot_addr(m, s), blen, false, &moved);
     if (status == FP_OK)
         status = fp_uffd_writeprotect(c->uffd, block_addr(m, b), blen, true, true);
@@ -268,6 +313,7 @@ static bool move_unmap(fp_cache_t *c, uint64_t b)
     s = m->empty[--m->nempty];
     if (fp_uffd_move(c->uffd, slot_addr(m, s), block_addr(m, b), blen, false, &moved) == FP_OK) {
         m->fresh[s] = 0;
+        m->parked[s] = 1;
         m->slot[b] = s;
         return true;
     }
@@ -307,9 +353,24 @@ static uint64_t move_drop(fp_cache_t *c, uint64_t b)
         m->empty[m->nempty++] = s;
         return c->granule;
     }
+    if (s != NO_SLOT && m->copy) {
+        if (m->parked[s]) {
+            /* The block's own pages: they go. */
+            discard(slot_addr(m, s), c->granule);
+            m->parked[s] = 0;
+            m->empty[m->nempty++] = s;
+        } else {
+            staging_done(m, s); /* a fill given up: the slot stages the next */
+        }
+        return c->granule;
+    }
     if (s != NO_SLOT) {
         slot_spared(m, s, blen); /* parked, or never mapped: its page is a spare now */
         return 0;
+    }
+    if (m->copy) {
+        discard(block_addr(m, b), blen);
+        return c->granule;
     }
     if (m->nempty == 0) {
         discard(block_addr(m, b), blen);
@@ -339,8 +400,11 @@ static uint64_t move_fail(fp_cache_t *c, uint64_t b)
         discard(block_addr(m, b), blen);
         discard(slot_addr(m, s), c->granule);
         m->fresh[s] = 0;
+        m->parked[s] = 0;
         m->empty[m->nempty++] = s;
         freed = c->granule;
+    } else if (m->copy) {
+        freed = c->granule; /* counted at bind for the region's pages */
     }
     fp_uffd_poison(c->uffd, block_addr(m, b), blen);
     return freed;
@@ -366,6 +430,8 @@ static uint64_t move_prefault(fp_cache_t *c, uint64_t bytes)
     move_cache_t *m = (move_cache_t *)c;
     uint64_t taken = 0;
 
+    if (m->copy)
+        return 0; /* a copied block's pages are allocated as it lands */
     while (taken + c->granule <= bytes && m->nempty > 0) {
         uint32_t s = m->empty[m->nempty - 1];
 

@@ -86,6 +86,32 @@ fp_status_t fp_uffd_unregister(int fd, void *addr, uint64_t len)
     return ioctl(fd, UFFDIO_UNREGISTER, &range) < 0 ? FP_ERR_IO : FP_OK;
 }
 
+fp_status_t fp_uffd_copy(int fd, void *dst, const void *src, uint64_t len, bool wp)
+{
+    struct uffdio_copy c;
+
+    memset(&c, 0, sizeof(c));
+    c.dst = (uintptr_t)dst;
+    c.src = (uintptr_t)src;
+    c.len = len;
+    c.mode = wp ? UFFDIO_COPY_MODE_WP : 0;
+    while (ioctl(fd, UFFDIO_COPY, &c) < 0) {
+        if (errno == EAGAIN) {
+            /* Partly done (c.copy bytes); the rest again. */
+            if (c.copy > 0) {
+                c.dst += (uint64_t)c.copy;
+                c.src += (uint64_t)c.copy;
+                c.len -= (uint64_t)c.copy;
+            }
+            c.copy = 0;
+            continue;
+        }
+        fp_error("UFFDIO_COPY %p+%llu: %s", dst, (unsigned long long)len, strerror(errno));
+        return errno == ENOMEM ? FP_ERR_NO_MEMORY : FP_ERR_IO;
+    }
+    return FP_OK;
+}
+
 fp_status_t fp_uffd_continue(int fd, void *addr, uint64_t len, bool wp, bool wake)
 {
     struct uffdio_continue c;

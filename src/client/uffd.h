@@ -80,6 +80,12 @@ fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p, uint64_t *features_p
 fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, uint64_t modes);
 fp_status_t fp_uffd_unregister(int fd, void *addr, uint64_t len);
 
+/*
+ * Copy @len bytes at @src into new anonymous pages at @dst (registered, empty),
+ * write-protected if @wp, and wake the threads waiting on them.
+ */
+fp_status_t fp_uffd_copy(int fd, void *dst, const void *src, uint64_t len, bool wp);
+
 /* Map page-cache pages into the range; @wp maps them write-protected. */
 fp_status_t fp_uffd_continue(int fd, void *addr, uint64_t len, bool wp, bool wake);
 
