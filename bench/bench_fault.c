@@ -946,6 +946,20 @@ static report_row_t *row_add(report_row_t *rows, unsigned *k, unsigned table, co
     return row;
 }
 
+/* Fill the figures of a table-1 row: @gbs against both streams, with the target if @target. */
+static void seq_row(report_row_t *row, double gbs, double stream, double stream_new, bool target)
+{
+    row->fp = gbs;
+    row->base = stream;
+    row->cmp = gbs / stream;
+    row->base2 = stream_new;
+    row->cmp2 = gbs / stream_new;
+    if (target) {
+        snprintf(row->target, sizeof(row->target), ">= %.1fx", TARGET_SEQ);
+        row->met = row->cmp >= TARGET_SEQ;
+    }
+}
+
 static unsigned build_rows(const bench_cfg_t *cfg, const run_result_t *runs, unsigned n,
                            report_row_t *rows)
 {
@@ -959,41 +973,19 @@ static unsigned build_rows(const bench_cfg_t *cfg, const run_result_t *runs, uns
 
         snprintf(row->metric, sizeof(row->metric), "first touch, %s granule, %llu MiB (GB/s)",
                  seq_names[i], (unsigned long long)(size / MIB));
-        row->fp = MED_AT(seq, i);
-        row->base = stream;
-        row->cmp = row->fp / row->base;
-        row->base2 = MED(stream_new);
-        row->cmp2 = row->fp / row->base2;
+        seq_row(row, MED_AT(seq, i), stream, MED(stream_new), i == SEQ_2M);
         if (i == SEQ_2M) {
-            snprintf(row->target, sizeof(row->target), ">= %.1fx", TARGET_SEQ);
-            row->met = row->cmp >= TARGET_SEQ;
             row = row_add(rows, &k, 1, "GB/s");
             snprintf(row->metric, sizeof(row->metric),
                      "same, cache memory taken at map (prefault) (GB/s)");
-            row->fp = MED(seq_prefault);
-            row->base = stream;
-            row->cmp = row->fp / row->base;
-            row->base2 = MED(stream_new);
-            row->cmp2 = row->fp / row->base2;
-            snprintf(row->target, sizeof(row->target), ">= %.1fx", TARGET_SEQ);
-            row->met = row->cmp >= TARGET_SEQ;
+            seq_row(row, MED(seq_prefault), stream, MED(stream_new), true);
             row = row_add(rows, &k, 1, "GB/s");
             snprintf(row->metric, sizeof(row->metric),
                      "same, guest memory made resident just before (GB/s)");
-            row->fp = MED(seq_warm);
-            row->base = stream;
-            row->cmp = row->fp / row->base;
-            row->base2 = MED(stream_new);
-            row->cmp2 = row->fp / row->base2;
-            snprintf(row->target, sizeof(row->target), ">= %.1fx", TARGET_SEQ);
-            row->met = row->cmp >= TARGET_SEQ;
+            seq_row(row, MED(seq_warm), stream, MED(stream_new), true);
             row = row_add(rows, &k, 1, "GB/s");
             snprintf(row->metric, sizeof(row->metric), "same, writable mapping (GB/s)");
-            row->fp = MED(seq_rw);
-            row->base = stream;
-            row->cmp = row->fp / row->base;
-            row->base2 = MED(stream_new);
-            row->cmp2 = row->fp / row->base2;
+            seq_row(row, MED(seq_rw), stream, MED(stream_new), false);
         }
     }
 

@@ -115,6 +115,17 @@ static void staging_done(move_cache_t *m, uint32_t s)
     m->empty[m->nempty++] = s;
 }
 
+/* Free @m and its tables (not its mappings). */
+static void move_free(move_cache_t *m)
+{
+    free(m->slot);
+    free(m->spare);
+    free(m->empty);
+    free(m->fresh);
+    free(m->parked);
+    free(m);
+}
+
 static fp_status_t move_create(const fp_cache_params_t *p, fp_cache_t **cache_p)
 {
     move_cache_t *m = calloc(1, sizeof(*m));
@@ -182,12 +193,7 @@ err:
         munmap(m->base.map, p->map_size);
     if (m->pool != MAP_FAILED)
         munmap(m->pool, nslots * p->granule);
-    free(m->slot);
-    free(m->spare);
-    free(m->empty);
-    free(m->fresh);
-    free(m->parked);
-    free(m);
+    move_free(m);
     return status;
 }
 
@@ -200,12 +206,7 @@ static void move_destroy(fp_cache_t *c)
     fp_uffd_unregister(c->uffd, m->pool, pool_len);
     munmap(c->map, c->map_size);
     munmap(m->pool, pool_len);
-    free(m->slot);
-    free(m->spare);
-    free(m->empty);
-    free(m->fresh);
-    free(m->parked);
-    free(m);
+    move_free(m);
 }
 
 static bool move_has_spare(const fp_cache_t *c)
