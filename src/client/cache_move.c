@@ -257,7 +257,7 @@ static void move_populate(fp_cache_t *c, uint64_t b)
     }
 }
 
-/* Move the whole of block @b from its slot into the region, protected; wake its waiters. */
+/* Put the whole of block @b from its slot into the region, protected; wake its waiters. */
 static fp_status_t move_map(fp_cache_t *c, uint64_t b, uint64_t off, uint64_t len, bool wp)
 {
     move_cache_t *m = (move_cache_t *)c;
