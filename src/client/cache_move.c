@@ -404,9 +404,9 @@ static uint64_t move_fail(fp_cache_t *c, uint64_t b)
         m->parked[s] = 0;
         m->empty[m->nempty++] = s;
         freed = c->granule;
-    } else if (m->copy) {
-        freed = c->granule; /* counted at bind for the region's pages */
     }
+    /* Without a slot the block was never bound (its bind failed): nothing was
+     * counted for it, in either mode, so nothing goes back. */
     fp_uffd_poison(c->uffd, block_addr(m, b), blen);
     return freed;
 }
