@@ -62,6 +62,7 @@ typedef struct tcp_transport {
     int fd;
     bool broken;
     bool maybe_readable; /* the last recv() filled its buffer: more may be waiting */
+    bool rx_hdr_only;    /* a large payload just ended: stage the next header alone */
     int rcvtimeo_ms;     /* SO_RCVTIMEO now set on the socket, 0 = none */
     char peer[64];
 
@@ -443,6 +444,7 @@ static void tcp_rx_finish(tcp_transport_t *t, unsigned *completed)
 
     t->rx_in_payload = false;
     t->rx = NULL;
+    t->rx_hdr_only = xfer->rsp_len >= TCP_DIRECT_MIN;
     if (status < FP_ERR_LAST || status > 0)
         status = FP_ERR_PROTOCOL;
     tcp_complete(t, xfer, status);
@@ -500,10 +502,14 @@ static fp_status_t tcp_rx_direct(tcp_transport_t *t, int flags)
 
 /*
  * Read what the socket holds into the staging buffer (compacting it first).
+ * After a large payload the next reply is likely large too: then only its
+ * header is staged, so that its payload is received straight into place
+ * rather than staged and copied again.
  * @flags: MSG_DONTWAIT, or 0 to wait up to SO_RCVTIMEO. FP_ERR_BUSY: nothing came.
  */
 static fp_status_t tcp_fill(tcp_transport_t *t, int flags)
 {
+    size_t want;
     ssize_t n;
 
     if (t->rpos > 0) {
@@ -511,8 +517,11 @@ static fp_status_t tcp_fill(tcp_transport_t *t, int flags)
         t->rlen -= t->rpos;
         t->rpos = 0;
     }
+    want = TCP_STAGING_SIZE - t->rlen;
+    if (t->rx_hdr_only && !t->rx_in_payload && t->rlen < FP_PROTO_HDR_SIZE)
+        want = FP_PROTO_HDR_SIZE - t->rlen;
     do {
-        n = recv(t->fd, t->rbuf + t->rlen, TCP_STAGING_SIZE - t->rlen, flags);
+        n = recv(t->fd, t->rbuf + t->rlen, want, flags);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         t->maybe_readable = false;
@@ -526,8 +535,10 @@ static fp_status_t tcp_fill(tcp_transport_t *t, int flags)
         fp_debug("recv from %s: %s", t->peer, strerror(errno));
         return FP_ERR_NOT_CONNECTED;
     }
-    t->maybe_readable = (size_t)n == TCP_STAGING_SIZE - t->rlen;
+    t->maybe_readable = (size_t)n == want;
     t->rlen += (size_t)n;
+    if (t->rlen >= FP_PROTO_HDR_SIZE)
+        t->rx_hdr_only = false;
     return FP_OK;
 }
 
