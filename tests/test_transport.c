@@ -12,7 +12,8 @@
  * stop half way, after which every xfer completes with FP_ERR_NOT_CONNECTED
  * exactly once; a node killed with xfers in flight; fp_transport_close() with
  * xfers queued, sent and unanswered, each completing with FP_ERR_CANCELED
- * exactly once.
+ * exactly once; 32 READs of 16 MiB at once, eight times the node's out-queue
+ * high water, all answered.
  *
  * The random sizes and offsets come from a fixed seed, printed at the start;
  * FP_TEST_SEED=N replays another.
@@ -1170,20 +1171,67 @@ static void test_node_killed_in_flight(void **state)
     check_all_once(calls, NCLOSE, FP_ERR_NOT_CONNECTED, NCLOSE);
 }
 
+/* ---------------------------------------------------------------------------
+ * Replies beyond the node's out-queue high water (64 MiB): it stops parsing
+ * the requests it has read and resumes as the replies drain. All of them must
+ * come, however fast this side drains them (a fast reader once left frames
+ * unparsed in the node's buffer, their replies never sent).
+ */
+#define NBIG 32 /* READs of FP_PROTO_MAX_DATA: eight times the high water */
+
+static void test_replies_past_high_water(void **state)
+{
+    fixture_t *f = *state;
+    call_t *calls;
+    uint8_t *image, *buf;
+    uint64_t slab;
+    unsigned completed = 0;
+
+    fx_daemon(f, NULL, NBIG);
+    slab = slab_alloc(f);
+    image = fx_alloc(f, FP_PROTO_MAX_DATA);
+    fp_pattern_fill(image, FP_PROTO_MAX_DATA, slab, 0, 1);
+    write_all(f, slab, 0, image, FP_PROTO_MAX_DATA);
+    calls = fx_alloc(f, NBIG * sizeof(*calls));
+    buf = fx_alloc(f, FP_PROTO_MAX_DATA);
+    for (int round = 0; round < 4; round++) {
+        completed = 0;
+        memset(calls, 0, NBIG * sizeof(*calls));
+        /* All into one buffer: they carry the same bytes. */
+        for (unsigned i = 0; i < NBIG; i++) {
+            call_data(&calls[i], FP_OP_READ, slab, 0, buf, FP_PROTO_MAX_DATA);
+            calls[i].completed = &completed;
+            assert_ok(fp_transport_submit(f->tp, &calls[i].xfer));
+        }
+        wait_calls(f->tp, &completed, NBIG);
+        check_all_once(calls, NBIG, FP_OK, NBIG);
+        FP_PATTERN_ASSERT(buf, FP_PROTO_MAX_DATA, slab, 0, 1);
+    }
+}
+
 #define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const char *seed = getenv("FP_TEST_SEED");
     const struct CMUnitTest tests[] = {
-        TEST(test_many_reads_in_flight),  TEST(test_readv_writev_scattered),
-        TEST(test_submit_invalid),        TEST(test_reply_oversized),
-        TEST(test_reply_unknown_slot),    TEST(test_reply_stale_id),
-        TEST(test_reply_duplicate),       TEST(test_reply_wrong_op),
-        TEST(test_reply_error_with_data), TEST(test_reply_truncated),
-        TEST(test_reply_bad_status),      TEST(test_reply_reversed),
-        TEST(test_close_queued),          TEST(test_close_in_flight),
-        TEST(test_close_unanswered),      TEST(test_node_killed_in_flight),
+        TEST(test_many_reads_in_flight),
+        TEST(test_readv_writev_scattered),
+        TEST(test_submit_invalid),
+        TEST(test_reply_oversized),
+        TEST(test_reply_unknown_slot),
+        TEST(test_reply_stale_id),
+        TEST(test_reply_duplicate),
+        TEST(test_reply_wrong_op),
+        TEST(test_reply_error_with_data),
+        TEST(test_reply_truncated),
+        TEST(test_reply_bad_status),
+        TEST(test_reply_reversed),
+        TEST(test_close_queued),
+        TEST(test_close_in_flight),
+        TEST(test_close_unanswered),
+        TEST(test_node_killed_in_flight),
+        TEST(test_replies_past_high_water),
     };
 
     rng_state = seed != NULL ? strtoull(seed, NULL, 0) : 20261122;

@@ -98,8 +98,9 @@ typedef struct conn {
     uint32_t nregions;
     uint64_t accepted_ns;
     uint64_t last_rx_ns;
-    uint32_t events; /* what epoll watches now */
-    bool closing;    /* send what is queued, then close */
+    uint32_t events;  /* what epoll watches now */
+    bool closing;     /* send what is queued, then close */
+    bool more_frames; /* frames read but not parsed yet: parse on the next round */
 
     uint8_t *in;
     size_t ipos, ilen;
@@ -149,7 +150,7 @@ static void conn_update_events(fp_server_t *srv, conn_t *c)
 
     if (!c->closing && c->oq_bytes < OUT_HIGH_WATER)
         want |= EPOLLIN;
-    if (c->oq_head != NULL)
+    if (c->oq_head != NULL || (c->more_frames && !c->closing))
         want |= EPOLLOUT;
     if (want == c->events)
         return;
@@ -1089,11 +1090,21 @@ static void conn_service(fp_server_t *srv, conn_t *c, uint32_t events)
     }
     if (!conn_flush(srv, c))
         return;
-    /* Frames left in the buffer while replies were backed up. */
-    if (c->ipos < c->ilen && !c->closing && c->oq_bytes < OUT_HIGH_WATER && c->rx != RX_DATA) {
+    /*
+     * Frames left in the buffer while replies were backed up: their bytes have
+     * been read, so epoll will not report them again. Parse a batch now; if
+     * the replies drained and whole frames are still left, come back on the
+     * next round (EPOLLOUT fires at once on a socket with room), after the
+     * other connections had theirs.
+     */
+    c->more_frames = false;
+    if (c->ipos < c->ilen && !c->closing && c->oq_bytes < OUT_HIGH_WATER) {
+        size_t before = c->ipos;
+
         conn_parse(srv, c);
         if (!conn_flush(srv, c))
             return;
+        c->more_frames = c->ipos != before && c->ipos < c->ilen;
     }
     if (c->closing && c->oq_head == NULL) {
         conn_close(srv, c);
