@@ -12,7 +12,8 @@
  *   working set hits at least 0.9x as often as exact LRU, and more than FIFO,
  *   on a writable mapping and on a read-only one (the page-moving cache);
  * - a memory node killed mid-run: the next access that needs it gets SIGBUS,
- *   never wrong bytes;
+ *   never wrong bytes; a node stopped (alive, silent): SIGBUS after the
+ *   context's timeout, not a wait for ever;
  * - a forked child has no mapping of the region; a read-only region rejects
  *   writes.
  *
@@ -37,6 +38,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <farpool/farpool.h>
@@ -497,6 +499,81 @@ static void test_node_killed_gives_sigbus(void **state)
     fp_test_daemon_stop(&victim);
 }
 
+static double seconds_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Touch @p; true if that raised SIGBUS. */
+static bool touch_gets_sigbus(volatile uint8_t *p)
+{
+    struct sigaction sa, old;
+    bool bus;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGBUS, &sa, &old);
+    bus_count = 0;
+    if (sigsetjmp(bus_jump, 1) == 0)
+        (void)*p;
+    sigaction(SIGBUS, &old, NULL);
+    bus = bus_count == 1;
+    return bus;
+}
+
+/*
+ * A node that stops answering without the connection breaking (SIGSTOP here;
+ * a hung host or a network that drops everything alike): after the context's
+ * timeout (3 s) the fault gets SIGBUS and the log says why, rather than
+ * waiting for ever; a hinted prefetch's wait returns an error.
+ */
+static void test_node_stopped_gives_sigbus(void **state)
+{
+    const char *const args[] = {"--capacity", "256M", NULL};
+    const uint64_t size = 16ull << 20;
+    fp_test_daemon_t victim;
+    farpool_context_t *ctx;
+    farpool_region_t *region;
+    uint8_t *mem;
+    void *addr;
+    double t;
+    fp_pattern_mismatch_t mm;
+
+    (void)state;
+    assert_int_equal(fp_test_daemon_start(args, &victim), FP_OK);
+    ctx = context_new(victim.addr, 4ull << 20);
+    assert_int_equal(farpool_region_create(ctx, "frozen", size, 64 << 10, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    fp_pattern_fill(addr, size, 10, 0, 1);
+    assert_int_equal(farpool_sync(region), FP_OK);
+    assert_int_equal(farpool_unmap(region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    mem = addr;
+    assert_true(fp_pattern_check(addr, 1 << 20, 10, 0, 1, &mm));
+
+    assert_int_equal(kill(victim.pid, SIGSTOP), 0);
+    t = seconds_now();
+    assert_true(touch_gets_sigbus(mem + size - 4096));
+    t = seconds_now() - t;
+    print_message("fault on a stopped node: SIGBUS after %.2f s\n", t);
+    assert_true(t >= 2.5 && t < 30);
+    /* The connection is given up: a hint fails too, at once, and says so. */
+    assert_int_equal(farpool_prefetch(region, mem + (8 << 20), 1 << 20), FP_OK);
+    assert_int_not_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_true(touch_gets_sigbus(mem + (8 << 20)));
+    /* What was cached is still right. */
+    assert_true(fp_pattern_check(addr, 1 << 20, 10, 0, 1, &mm));
+    assert_int_equal(kill(victim.pid, SIGCONT), 0);
+
+    farpool_region_close(region);
+    farpool_context_destroy(ctx);
+    assert_int_equal(fp_test_daemon_stop(&victim), 0);
+}
+
 /* ---- fork and read-only ------------------------------------------------------ */
 
 static void test_fork_child_has_no_mapping(void **state)
@@ -573,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_new_process_reads_back),
         cmocka_unit_test(test_eviction_quality),
         cmocka_unit_test(test_node_killed_gives_sigbus),
+        cmocka_unit_test(test_node_stopped_gives_sigbus),
         cmocka_unit_test(test_fork_child_has_no_mapping),
         cmocka_unit_test(test_readonly_rejects_writes),
     };

@@ -154,7 +154,11 @@ typedef struct farpool_context_params {
     const char *secret_file;
     /** Local cache budget in bytes, over all mapped regions. Default 1 GiB. */
     uint64_t cache_bytes;
-    /** Deadline of each network operation, ms. Default 10000. */
+    /**
+     * Deadline of each network operation, ms. Default 10000. Fetches in
+     * flight that the node leaves all unanswered for this long are given up:
+     * the accesses waiting for them get SIGBUS.
+     */
     int timeout_ms;
     /**
      * The automatic prefetcher (sequential and strided read-ahead from the

@@ -131,10 +131,12 @@ struct fp_engine {
     fetch_t fetches[MAX_FETCHES];
     fetch_t *free_fetches;
     unsigned nfetching, nprefetching;
-    uint8_t *pf;                    /* PF_* flags per block */
-    fp_prefetch_t trend;            /* the automatic prefetcher */
-    hint_t cur_hint;                /* the explicit prefetch being issued; first == end: none */
-    bool pfwait;                    /* a farpool_prefetch_wait() is waiting */
+    uint64_t quiet_since; /* fetches in flight: when the last one completed, or the first left */
+    bool silenced;        /* disconnecting from a silent node: its fetches timed out */
+    uint8_t *pf;          /* PF_* flags per block */
+    fp_prefetch_t trend;  /* the automatic prefetcher */
+    hint_t cur_hint;      /* the explicit prefetch being issued; first == end: none */
+    bool pfwait;          /* a farpool_prefetch_wait() is waiting */
     _Atomic uint64_t *cache_used;   /* the context's memory held, all regions */
     _Atomic uint64_t *cache_wanted; /* bytes some region waits for: trim spares */
     uint64_t cache_budget;
@@ -375,6 +377,9 @@ static void fetch_done(fp_xfer_t *xfer, fp_status_t status)
 {
     fetch_t *f = xfer->arg;
 
+    f->e->quiet_since = fp_time_ns();
+    if (status == FP_ERR_CANCELED && f->e->silenced)
+        status = FP_ERR_TIMED_OUT;
     f->pending--;
     if (status != FP_OK && f->status == FP_OK)
         f->status = status;
@@ -385,6 +390,38 @@ static void fetch_done(fp_xfer_t *xfer, fp_status_t status)
     }
     if (f->pending == 0)
         fetch_finish(f);
+}
+
+/* The connection is unusable: close it, which completes every xfer with an error. */
+static void engine_disconnect(fp_engine_t *e)
+{
+    fp_node_disconnect(e->node);
+    e->tp = NULL;
+}
+
+/* Nanoseconds the node may go without completing any of the fetches in flight. */
+static uint64_t silence_limit_ns(const fp_engine_t *e)
+{
+    return (uint64_t)fp_node_timeout_ms(e->node) * FP_NS_PER_MS;
+}
+
+/*
+ * Fetches are in flight and the node has completed none of them for the node
+ * timeout: it is stopped, stuck or unreachable without the connection
+ * breaking. Disconnect, which completes every fetch with an error (its block
+ * poisoned: SIGBUS and a log line, never zeros), rather than leave the
+ * application's threads waiting for ever. True if it did.
+ */
+static bool engine_check_silence(fp_engine_t *e)
+{
+    if (e->tp == NULL || e->nfetching == 0 || fp_time_ns() - e->quiet_since < silence_limit_ns(e))
+        return false;
+    fp_error("region %s: node %s completed none of %u fetches in %d ms; disconnecting", e->name,
+             fp_node_addr(e->node), e->nfetching, fp_node_timeout_ms(e->node));
+    e->silenced = true;
+    engine_disconnect(e);
+    e->silenced = false;
+    return true;
 }
 
 /* Let the transport run callbacks for up to @timeout_ms. */
@@ -399,15 +436,20 @@ static fp_status_t engine_progress(fp_engine_t *e, int timeout_ms)
         /* Every xfer has completed with an error: their blocks are poisoned. */
         fp_error("region %s: lost the connection to node %s", e->name, fp_node_addr(e->node));
         e->tp = NULL;
+    } else if (engine_check_silence(e)) {
+        return FP_ERR_NOT_CONNECTED;
     }
     return status == FP_ERR_TIMED_OUT ? FP_OK : status;
 }
 
-/* The connection is unusable: close it, which completes every xfer with an error. */
-static void engine_disconnect(fp_engine_t *e)
+/* Milliseconds the engine may sleep before engine_check_silence() must look (-1: no limit). */
+static int silence_wait_ms(const fp_engine_t *e)
 {
-    fp_node_disconnect(e->node);
-    e->tp = NULL;
+    uint64_t now = fp_time_ns(), end = e->quiet_since + silence_limit_ns(e);
+
+    if (e->tp == NULL || e->nfetching == 0)
+        return -1;
+    return now >= end ? 0 : (int)((end - now + FP_NS_PER_MS - 1) / FP_NS_PER_MS);
 }
 
 /* Wait until *@done, running callbacks; gives up (and disconnects) after the node timeout. */
@@ -676,6 +718,8 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
     f->e = e;
     f->block = b;
     f->start_ns = fp_time_ns();
+    if (e->nfetching == 1)
+        e->quiet_since = f->start_ns;
     f->status = FP_OK;
     f->head_mapped = false;
     f->prefetch = prefetch;
@@ -991,7 +1035,7 @@ static void *engine_thread(void *arg)
         struct pollfd pfd[3];
         engine_cmd_t cmd;
         uint64_t off, len;
-        int nfds = 2;
+        int nfds = 2, wait_ms, silence_ms;
 
         pfd[0].fd = e->uffd;
         pfd[0].events = POLLIN;
@@ -1004,18 +1048,21 @@ static void *engine_thread(void *arg)
         }
         /* While a prefetch-wait is pending, look again soon even if nothing
          * stirs; while holding spare pages, now and then, in case another
-         * region of the context waits for memory. */
-        if (poll(pfd, (nfds_t)nfds,
-                 e->pfwait                     ? 10
-                 : e->ops->has_spare(e->cache) ? 20
-                                               : -1) < 0 &&
-            errno != EINTR) {
+         * region of the context waits for memory; with fetches in flight, by
+         * the time a silent node must be given up. */
+        wait_ms = e->pfwait ? 10 : e->ops->has_spare(e->cache) ? 20 : -1;
+        silence_ms = silence_wait_ms(e);
+        if (silence_ms >= 0 && (wait_ms < 0 || silence_ms < wait_ms))
+            wait_ms = silence_ms;
+        if (poll(pfd, (nfds_t)nfds, wait_ms) < 0 && errno != EINTR) {
             fp_error("region %s: poll: %s", e->name, strerror(errno));
             continue;
         }
         trim_if_wanted(e);
         if (nfds == 3 && pfd[2].revents != 0)
             engine_progress(e, 0);
+        else
+            engine_check_silence(e);
         if (pfd[0].revents & POLLIN)
             read_faults(e);
         issue_hints(e);
