@@ -564,6 +564,39 @@ err:
 }
 
 /* ------------------------------------------------------------------------ */
+/* CPU time                                                                 */
+/* ------------------------------------------------------------------------ */
+
+void bench_cpu_time(bench_cpu_time_t *t)
+{
+    unsigned long long v[8] = {0};
+    char line[256];
+    FILE *f = fopen("/proc/stat", "r");
+
+    memset(t, 0, sizeof(*t));
+    if (f == NULL)
+        return;
+    /* cpu  user nice system idle iowait irq softirq steal ... */
+    if (fgets(line, sizeof(line), f) != NULL &&
+        sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]) == 8) {
+        t->busy = v[0] + v[1] + v[2] + v[5] + v[6];
+        t->total = t->busy + v[3] + v[4] + v[7];
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (strncmp(line, "cpu", 3) == 0 && line[3] >= '0' && line[3] <= '9')
+                t->ncpu++;
+    }
+    fclose(f);
+}
+
+double bench_cpu_busy(const bench_cpu_time_t *a, const bench_cpu_time_t *b)
+{
+    if (b->ncpu == 0 || b->total <= a->total)
+        return -1;
+    return (double)(b->busy - a->busy) / (double)(b->total - a->total) * b->ncpu;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Statistics and parsing                                                   */
 /* ------------------------------------------------------------------------ */
 

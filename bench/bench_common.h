@@ -143,6 +143,21 @@ double bench_acc_gbs(const bench_acc_t *acc);
 fp_status_t bench_raw_oneway(uint16_t port, unsigned depth, uint64_t warm, uint64_t bytes,
                              uint64_t limit_ns, uint8_t *dst, bench_acc_t *acc);
 
+/* ---- CPU time ------------------------------------------------------------ */
+
+/* The whole machine's CPU time so far, from /proc/stat, in clock ticks. */
+typedef struct bench_cpu_time {
+    uint64_t busy;  /* user, nice, system, irq and softirq */
+    uint64_t total; /* also idle, iowait and steal */
+    unsigned ncpu;
+} bench_cpu_time_t;
+
+/* Read it; all zero if /proc/stat cannot be read. */
+void bench_cpu_time(bench_cpu_time_t *t);
+
+/* How many CPUs were busy, on average, from @a to @b (0 to ncpu); -1 if unknown. */
+double bench_cpu_busy(const bench_cpu_time_t *a, const bench_cpu_time_t *b);
+
 /* ---- Statistics and parsing ------------------------------------------------ */
 
 int bench_cmp_u64(const void *a, const void *b);

@@ -19,7 +19,10 @@
  * at map time (FARPOOL_CONTEXT_PARAM_PREFAULT), before any clock starts.
  * Medians of --runs N (default 3); also each run's own ratios (its stream and
  * its scan are measured back to back), which on a noisy machine say more than
- * a ratio of medians. Not a test: it prints figures and never fails on a time.
+ * a ratio of medians. Also how many CPUs the stream and the scan kept busy
+ * (/proc/stat) and how fast the application's pass is over resident bytes:
+ * what the scan's own reading costs. Not a test: it prints figures and never
+ * fails on a time.
  */
 #include <getopt.h>
 #include <sched.h>
@@ -95,19 +98,30 @@ static void map_region(farpool_context_t *ctx, const char *name, farpool_region_
     sched_setaffinity(0, sizeof(mine), &mine);
 }
 
-/* Read the whole region sequentially through a fresh mapping; GB/s. */
+/*
+ * Read the whole region sequentially through a fresh mapping; GB/s. Also the
+ * CPUs kept busy meanwhile (*@cpus_p) and the speed of a second pass, over
+ * the same bytes now resident (*@resident_p, GB/s).
+ */
 static double seq_read(farpool_context_t *ctx, const char *name, uint64_t size,
-                       volatile uint64_t *sink)
+                       volatile uint64_t *sink, double *cpus_p, double *resident_p)
 {
+    bench_cpu_time_t c0, c1;
     farpool_region_t *r;
     void *a;
-    double t;
+    double t, t2;
 
     bench_warm_memory(size + 64 * MIB);
     map_region(ctx, name, &r, &a);
+    bench_cpu_time(&c0);
     t = now_s();
     *sink += pass(a, size);
     t = now_s() - t;
+    bench_cpu_time(&c1);
+    *cpus_p = bench_cpu_busy(&c0, &c1);
+    t2 = now_s();
+    *sink += pass(a, size);
+    *resident_p = (double)size / (now_s() - t2) / 1e9;
     farpool_region_close(r);
     return (double)size / t / 1e9;
 }
@@ -174,6 +188,8 @@ int main(int argc, char **argv)
     uint8_t *buf;
     volatile uint64_t sink = 0;
     double *stream, *seq, *cold, *hint, *hint1, *short_hint;
+    double *stream_cpus, *seq_cpus, *resident;
+    unsigned ncpu = 0;
     farpool_context_t *ctx;
     farpool_region_t *r;
     void *m;
@@ -205,6 +221,9 @@ int main(int argc, char **argv)
     hint = calloc(runs, sizeof(double));
     short_hint = calloc(runs, sizeof(double));
     hint1 = calloc(runs, sizeof(double));
+    stream_cpus = calloc(runs, sizeof(double));
+    seq_cpus = calloc(runs, sizeof(double));
+    resident = calloc(runs, sizeof(double));
 
     /* The data: a region for the scan and one holding two experts, written once. */
     ctx = context(addr, size + 2 * expert);
@@ -222,9 +241,16 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < runs; i++) {
         bench_acc_t acc = {0, 0};
+        bench_cpu_time_t c0, c1;
+        bench_cpu_time(&c0);
         bench_raw_oneway(port, STREAM_SLOT, 64 * MIB, size, 10ull * 1000000000, buf, &acc);
+        bench_cpu_time(&c1);
         stream[i] = bench_acc_gbs(&acc);
-        seq[i] = seq_read(ctx, "bp-seq", size, &sink);
+        stream_cpus[i] = bench_cpu_busy(&c0, &c1);
+        ncpu = c1.ncpu;
+        seq[i] = seq_read(ctx, "bp-seq", size, &sink, &seq_cpus[i], &resident[i]);
+        fprintf(stderr, "run %u: CPUs busy: stream %.2f, seq %.2f; resident pass %.2f GB/s\n",
+                i + 1, stream_cpus[i], seq_cpus[i], resident[i]);
         cold[i] = swap(ctx, "bp-experts", expert, -1, &sink);
         hint[i] = swap(ctx, "bp-experts", expert, 2 * cold[i], &sink);
         hint1[i] = swap(ctx, "bp-experts", expert, cold[i], &sink);
@@ -274,6 +300,12 @@ int main(int argc, char **argv)
             printf(" %.3fx", swap_ratio[i]);
         printf(". Their medians: %.2fx and %.3fx.\n", bench_median(seq_ratio, runs),
                bench_median(swap_ratio, runs));
+        if (ncpu > 0)
+            printf(
+                "CPUs busy, of the machine's %u (medians): %.2f during the stream, %.2f during the "
+                "sequential read; a pass over the same bytes once resident: %.1f GB/s.\n",
+                ncpu, bench_median(stream_cpus, runs), bench_median(seq_cpus, runs),
+                bench_median(resident, runs));
         free(seq_ratio);
         free(swap_ratio);
     }
@@ -288,5 +320,8 @@ int main(int argc, char **argv)
     free(hint);
     free(short_hint);
     free(hint1);
+    free(stream_cpus);
+    free(seq_cpus);
+    free(resident);
     return sink == 42 ? 3 : 0;
 }
