@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <farpool/farpool.h>
@@ -44,6 +45,11 @@ static double now_s(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double tv_s(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
 /* One pass over @len bytes, a word per 64 bytes: touches every cache line's page. */
@@ -107,6 +113,7 @@ static double seq_read(farpool_context_t *ctx, const char *name, uint64_t size,
                        volatile uint64_t *sink, double *cpus_p, double *resident_p)
 {
     bench_cpu_time_t c0, c1;
+    struct rusage u0, u1;
     farpool_region_t *r;
     void *a;
     double t, t2;
@@ -114,11 +121,25 @@ static double seq_read(farpool_context_t *ctx, const char *name, uint64_t size,
     bench_warm_memory(size + 64 * MIB);
     map_region(ctx, name, &r, &a);
     bench_cpu_time(&c0);
+    getrusage(RUSAGE_THREAD, &u0);
     t = now_s();
     *sink += pass(a, size);
     t = now_s() - t;
+    getrusage(RUSAGE_THREAD, &u1);
     bench_cpu_time(&c1);
     *cpus_p = bench_cpu_busy(&c0, &c1);
+    {
+        farpool_stats_t st;
+        farpool_region_stats(r, &st);
+        fprintf(
+            stderr,
+            "  seq: %.3f s, the application's thread on a CPU %.3f s (user %.3f s); faults "
+            "%" PRIu64 ", minor %" PRIu64 ", prefetch issued %" PRIu64 ", used %" PRIu64
+            ", late %" PRIu64 "; fetch p50 %.2f ms, p99 %.2f ms\n",
+            t, tv_s(&u1.ru_utime) - tv_s(&u0.ru_utime) + tv_s(&u1.ru_stime) - tv_s(&u0.ru_stime),
+            tv_s(&u1.ru_utime) - tv_s(&u0.ru_utime), st.faults, st.minor_faults, st.prefetch_issued,
+            st.prefetch_used, st.prefetch_late, st.fetch_p50_ns / 1e6, st.fetch_p99_ns / 1e6);
+    }
     t2 = now_s();
     *sink += pass(a, size);
     *resident_p = (double)size / (now_s() - t2) / 1e9;
