@@ -253,6 +253,62 @@ static void test_prefetch_then_touch(void **state)
     farpool_context_destroy(ctx);
 }
 
+/*
+ * Blocks the automatic prefetcher brought (parked, or all mapped but a first
+ * page), then hinted: the hint maps them, so that using them costs no fault
+ * at all, as for the blocks the hint fetched itself.
+ */
+static void test_hint_maps_readahead(void **state)
+{
+    const uint32_t granule = 2 << 20;
+    const uint64_t size = 128ull << 20, head = 16;
+    farpool_context_t *ctx = context_new(256ull << 20);
+    farpool_region_t *region;
+    farpool_stats_t before, after;
+    volatile uint64_t sink = 0;
+    void *addr;
+
+    (void)state;
+    assert_int_equal(farpool_region_create(ctx, "ahead", size, granule, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    fp_pattern_fill(addr, size, 12, 0, 1);
+    assert_int_equal(farpool_sync(region), FP_OK);
+    farpool_region_close(region);
+
+    assert_int_equal(
+        farpool_region_open(ctx, "ahead", readonly_ ? FARPOOL_REGION_READONLY : 0, &region), FP_OK);
+    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    /* A sequential start: the prefetcher reads ahead of it. */
+    for (uint64_t b = 0; b < head; b++)
+        sink += use_block(addr, b, granule);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &before), FP_OK);
+    print_stats("read ahead", &before);
+    assert_true(before.prefetch_issued > 0);
+    assert_int_equal(before.prefetch_hinted, 0);
+
+    /* The rest hinted: what was read ahead is mapped, the others fetched. */
+    assert_int_equal(
+        farpool_prefetch(region, (uint8_t *)addr + head * granule, size - head * granule), FP_OK);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &before), FP_OK);
+    FP_PATTERN_ASSERT((uint8_t *)addr + head * granule, size - head * granule, 12, head * granule,
+                      1);
+    assert_int_equal(farpool_region_stats(region, &after), FP_OK);
+    print_stats("hinted", &after);
+    assert_int_equal(after.faults, before.faults);
+    assert_int_equal(after.minor_faults, before.minor_faults);
+    assert_int_equal(after.blocks_fetched, size / granule); /* each block once */
+    assert_int_equal(after.prefetch_wasted, 0);
+    /* Every block fetched ahead is accounted for: used (touched or hinted after
+     * it landed), late, or the hint's own. */
+    assert_int_equal(after.prefetch_used + after.prefetch_late + after.prefetch_hinted,
+                     after.prefetch_issued);
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "ahead"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
 static void test_release_writes_back(void **state)
 {
     const uint32_t granule = 64 << 10;
@@ -428,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_readahead_off),
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
+        cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_release_writes_back),
         cmocka_unit_test(test_status_shows_running_client),
         cmocka_unit_test(test_prefetch_with_writes),
@@ -438,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_readahead_off),
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
+        cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_status_shows_running_client),
     };
     int fd, failed;

@@ -245,6 +245,8 @@ FARPOOL_API uint32_t farpool_region_granule(const farpool_region_t *region);
  * Returns at once; the blocks are fetched in the background, as many at once
  * as the connection allows, and enter the cache cold (first to go if unused).
  * A fault on a block still in flight waits for it; it is never fetched twice.
+ * Blocks of the range are mapped whole as they land, and those the automatic
+ * prefetcher brought already are mapped now: touching them costs no fault.
  * Prefetching stops short of pushing used blocks out: the budget holds.
  */
 FARPOOL_API fp_status_t farpool_prefetch(farpool_region_t *region, const void *addr, size_t len);
@@ -277,7 +279,7 @@ typedef struct farpool_stats {
     uint64_t fetch_p99_ns;
     uint64_t fetch_max_ns;
     uint64_t prefetch_issued; /* blocks fetched ahead of use (automatic or hinted) */
-    uint64_t prefetch_used;   /* ...by the automatic prefetcher, then used */
+    uint64_t prefetch_used;   /* ...by the automatic prefetcher, then used (or hinted) */
     uint64_t prefetch_wasted; /* ...by the automatic prefetcher, dropped without being used */
     uint64_t prefetch_late;   /* ...touched while still in flight (waited, not refetched) */
     /*

@@ -87,6 +87,7 @@
     0x8                  /* a fetch of it is on the wire (FETCHING without it: claimed by a        \
                           * farpool_prefetch() hint, not issued yet) */
 #define PF_SENTINEL 0x10 /* all mapped but its first page, whose touch says it is used */
+#define PF_WANTED   0x20 /* fetched ahead by the prefetcher, then hinted: map it as it lands */
 
 typedef enum engine_cmd {
     CMD_NONE = 0,
@@ -304,12 +305,14 @@ static void fetch_finish(fetch_t *f)
             atomic_fetch_add_explicit(&e->st->fetched, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&e->st->bytes_in, block_len(e, b), memory_order_relaxed);
             fp_stats_latency_add(e->st, fp_time_ns() - f->start_ns);
-            bool late = (e->pf[b] & PF_LATE) != 0;
+            bool late = (e->pf[b] & PF_LATE) != 0, wanted = (e->pf[b] & PF_WANTED) != 0;
 
-            e->pf[b] &= (uint8_t)~PF_LATE;
+            e->pf[b] &= (uint8_t) ~(PF_LATE | PF_WANTED);
             if (f->hinted)
                 atomic_fetch_add_explicit(&e->st->pf_hinted, 1, memory_order_relaxed);
-            if (f->hinted || late) {
+            else if (wanted && !late)
+                atomic_fetch_add_explicit(&e->st->pf_used, 1, memory_order_relaxed);
+            if (f->hinted || late || wanted) {
                 /* Touched while in flight (its use is known), or asked for by
                  * the application: map it whole, so that using it costs no
                  * further fault. A hinted block's use is not seen, so it enters
@@ -808,6 +811,32 @@ static void hint_cancel(fp_engine_t *e, uint64_t first, uint64_t end)
     }
 }
 
+/*
+ * Block @b is in a farpool_prefetch() range but was cached or in flight
+ * already, fetched ahead by the automatic prefetcher and not used yet. The
+ * application says it will use it: map it whole now (or as it lands), as a
+ * hinted block is, so that its first touch costs no fault. Counted as used:
+ * the guess was right.
+ */
+static void hint_promote(fp_engine_t *e, uint64_t b)
+{
+    uint64_t off = block_off(e, b), len = block_map_len(e, b);
+
+    if (e->pf[b] & PF_INFLIGHT) {
+        e->pf[b] |= PF_WANTED;
+        return;
+    }
+    if (!(e->pf[b] & PF_UNUSED) || fp_block_state(e->blocks, b) != FP_BLOCK_RESIDENT)
+        return;
+    if (e->pf[b] & PF_SENTINEL)
+        len = PAGE_SIZE_BYTES; /* the rest is mapped */
+    if (map_range(e, off, len, true) != FP_OK)
+        return; /* its first touch will map it, or fetch it again */
+    e->pf[b] &= (uint8_t) ~(PF_UNUSED | PF_SENTINEL);
+    fp_block_touch(e->blocks, b);
+    atomic_fetch_add_explicit(&e->st->pf_used, 1, memory_order_relaxed);
+}
+
 /* Issue queued farpool_prefetch() ranges while slots and cache room allow. */
 static void issue_hints(fp_engine_t *e)
 {
@@ -827,9 +856,13 @@ static void issue_hints(fp_engine_t *e)
         while (e->cur_hint.first < e->cur_hint.end) {
             uint64_t b = e->cur_hint.first;
             /* Still claimed and not issued (a fault may have pulled it forward, a
-             * release cancelled it): issue it. */
-            if (hint_queued(e, b) && !fetch_begin(e, b, 0, true, true, false))
-                return; /* no slot or no room now: go on when fetches complete */
+             * release cancelled it): issue it. Fetched ahead already: map it. */
+            if (hint_queued(e, b)) {
+                if (!fetch_begin(e, b, 0, true, true, false))
+                    return; /* no slot or no room now: go on when fetches complete */
+            } else {
+                hint_promote(e, b);
+            }
             e->cur_hint.first++;
         }
     }
@@ -1315,31 +1348,26 @@ void fp_engine_stats(fp_engine_t *e, farpool_stats_t *s)
 /*
  * Claim the absent blocks of [off, off+len) for prefetching, here in the
  * caller's thread, so that from now on a fault on any of them waits for its
- * fetch instead of issuing another; queue them for the engine, which issues
- * them as slots and cache room allow. Returns at once (unless the queue is full).
+ * fetch instead of issuing another; queue the range for the engine, which
+ * issues the claimed blocks as slots and cache room allow, and maps those the
+ * automatic prefetcher brought already. Returns at once (unless the queue is
+ * full).
  */
 fp_status_t fp_engine_prefetch(fp_engine_t *e, uint64_t off, uint64_t len)
 {
     uint64_t first = off / e->granule, end = (off + len + e->granule - 1) / e->granule;
     uint64_t one = 1;
 
-    while (first < end) {
-        uint64_t run;
-
-        while (first < end && !fp_block_try_claim(e->blocks, first))
-            first++; /* cached or in flight already */
-        if (first == end)
-            break;
-        for (run = first + 1; run < end && fp_block_try_claim(e->blocks, run);)
-            run++;
-        pthread_mutex_lock(&e->lock);
-        while (e->nhints == HINTS_MAX)
-            pthread_cond_wait(&e->cond, &e->lock);
-        e->hints[(e->hint_head + e->nhints) % HINTS_MAX] = (hint_t){first, run};
-        e->nhints++;
-        pthread_mutex_unlock(&e->lock);
-        first = run;
-    }
+    if (first == end)
+        return FP_OK;
+    for (uint64_t b = first; b < end; b++)
+        (void)fp_block_try_claim(e->blocks, b); /* fails if cached or in flight already */
+    pthread_mutex_lock(&e->lock);
+    while (e->nhints == HINTS_MAX)
+        pthread_cond_wait(&e->cond, &e->lock);
+    e->hints[(e->hint_head + e->nhints) % HINTS_MAX] = (hint_t){first, end};
+    e->nhints++;
+    pthread_mutex_unlock(&e->lock);
     (void)!write(e->cmd_fd, &one, sizeof(one));
     return FP_OK;
 }
