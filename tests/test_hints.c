@@ -11,7 +11,8 @@
  *
  * The scans and hints run twice: on writable mappings (the shmem cache) and on
  * read-only ones (the page-moving cache, where the kernel has UFFDIO_MOVE),
- * whose prefetched blocks stay parked until their first touch.
+ * whose prefetched blocks stay parked until their first touch. A hint over
+ * blocks read ahead already maps them: touching them then costs no fault.
  */
 #include <setjmp.h>
 #include <stdarg.h>
