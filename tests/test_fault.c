@@ -445,6 +445,40 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
     siglongjmp(bus_jump, 1);
 }
 
+/* Touch @p; true if that raised SIGBUS (the handler is restored either way). */
+static bool touch_gets_sigbus(volatile uint8_t *p)
+{
+    struct sigaction sa, old;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGBUS, &sa, &old);
+    bus_count = 0;
+    if (sigsetjmp(bus_jump, 1) == 0)
+        (void)*p;
+    sigaction(SIGBUS, &old, NULL);
+    return bus_count == 1;
+}
+
+/*
+ * Region @name of @size at 64 KiB granule, filled with pattern @seed and
+ * synced, then mapped afresh: nothing of it cached. Its mapping.
+ */
+static uint8_t *written_region(farpool_context_t *ctx, const char *name, uint64_t size,
+                               uint64_t seed, farpool_region_t **region_p)
+{
+    void *addr;
+
+    assert_int_equal(farpool_region_create(ctx, name, size, 64 << 10, region_p), FP_OK);
+    assert_int_equal(farpool_map(*region_p, &addr), FP_OK);
+    fp_pattern_fill(addr, size, seed, 0, 1);
+    assert_int_equal(farpool_sync(*region_p), FP_OK);
+    assert_int_equal(farpool_unmap(*region_p), FP_OK);
+    assert_int_equal(farpool_map(*region_p, &addr), FP_OK);
+    return addr;
+}
+
 static void test_node_killed_gives_sigbus(void **state)
 {
     const char *const args[] = {"--capacity", "256M", NULL};
@@ -452,47 +486,23 @@ static void test_node_killed_gives_sigbus(void **state)
     fp_test_daemon_t victim;
     farpool_context_t *ctx;
     farpool_region_t *region;
-    struct sigaction sa, old;
-    volatile uint8_t *mem;
-    void *addr;
+    uint8_t *mem;
     fp_pattern_mismatch_t mm;
 
     (void)state;
     assert_int_equal(fp_test_daemon_start(args, &victim), FP_OK);
     ctx = context_new(victim.addr, 4ull << 20);
-    assert_int_equal(farpool_region_create(ctx, "doomed", size, 64 << 10, &region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
-    fp_pattern_fill(addr, size, 9, 0, 1);
-    assert_int_equal(farpool_sync(region), FP_OK);
-    assert_int_equal(farpool_unmap(region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
-    mem = addr;
+    mem = written_region(ctx, "doomed", size, 9, &region);
     /* The first half is served... */
-    assert_true(fp_pattern_check(addr, 1 << 20, 9, 0, 1, &mm));
+    assert_true(fp_pattern_check(mem, 1 << 20, 9, 0, 1, &mm));
 
     /* ...then the node dies. */
     fp_test_daemon_kill(&victim);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGBUS, &sa, &old);
-    bus_count = 0;
-    if (sigsetjmp(bus_jump, 1) == 0) {
-        uint8_t v = mem[size - 4096];
-        /* Reaching here means the access was "served": it must not be. */
-        sigaction(SIGBUS, &old, NULL);
-        fail_msg("read %u from a dead node instead of SIGBUS", v);
-    }
-    sigaction(SIGBUS, &old, NULL);
-    assert_int_equal(bus_count, 1);
+    if (!touch_gets_sigbus(mem + size - 4096))
+        fail_msg("an access that needed a dead node was served instead of SIGBUS");
     /* Still loud on a second try, and the cached half is still right. */
-    bus_count = 0;
-    sigaction(SIGBUS, &sa, NULL);
-    if (sigsetjmp(bus_jump, 1) == 0)
-        (void)mem[size - 4096];
-    sigaction(SIGBUS, &old, NULL);
-    assert_int_equal(bus_count, 1);
-    assert_true(fp_pattern_check(addr, 1 << 20, 9, 0, 1, &mm));
+    assert_true(touch_gets_sigbus(mem + size - 4096));
+    assert_true(fp_pattern_check(mem, 1 << 20, 9, 0, 1, &mm));
 
     farpool_region_close(region);
     farpool_context_destroy(ctx);
@@ -505,24 +515,6 @@ static double seconds_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Touch @p; true if that raised SIGBUS. */
-static bool touch_gets_sigbus(volatile uint8_t *p)
-{
-    struct sigaction sa, old;
-    bool bus;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGBUS, &sa, &old);
-    bus_count = 0;
-    if (sigsetjmp(bus_jump, 1) == 0)
-        (void)*p;
-    sigaction(SIGBUS, &old, NULL);
-    bus = bus_count == 1;
-    return bus;
 }
 
 /*
@@ -539,21 +531,14 @@ static void test_node_stopped_gives_sigbus(void **state)
     farpool_context_t *ctx;
     farpool_region_t *region;
     uint8_t *mem;
-    void *addr;
     double t;
     fp_pattern_mismatch_t mm;
 
     (void)state;
     assert_int_equal(fp_test_daemon_start(args, &victim), FP_OK);
     ctx = context_new(victim.addr, 4ull << 20);
-    assert_int_equal(farpool_region_create(ctx, "frozen", size, 64 << 10, &region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
-    fp_pattern_fill(addr, size, 10, 0, 1);
-    assert_int_equal(farpool_sync(region), FP_OK);
-    assert_int_equal(farpool_unmap(region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
-    mem = addr;
-    assert_true(fp_pattern_check(addr, 1 << 20, 10, 0, 1, &mm));
+    mem = written_region(ctx, "frozen", size, 10, &region);
+    assert_true(fp_pattern_check(mem, 1 << 20, 10, 0, 1, &mm));
 
     assert_int_equal(kill(victim.pid, SIGSTOP), 0);
     t = seconds_now();
@@ -566,7 +551,7 @@ static void test_node_stopped_gives_sigbus(void **state)
     assert_int_not_equal(farpool_prefetch_wait(region), FP_OK);
     assert_true(touch_gets_sigbus(mem + (8 << 20)));
     /* What was cached is still right. */
-    assert_true(fp_pattern_check(addr, 1 << 20, 10, 0, 1, &mm));
+    assert_true(fp_pattern_check(mem, 1 << 20, 10, 0, 1, &mm));
     assert_int_equal(kill(victim.pid, SIGCONT), 0);
 
     farpool_region_close(region);

@@ -207,6 +207,27 @@ static void test_random_stays_quiet(void **state)
     farpool_context_destroy(ctx);
 }
 
+/*
+ * Region @name of @size at @granule, filled with pattern @seed and synced,
+ * then opened again (read-only in the read-only group) and mapped afresh:
+ * nothing of it cached. Its mapping.
+ */
+static void *filled_fresh(farpool_context_t *ctx, const char *name, uint64_t size, uint32_t granule,
+                          uint64_t seed, farpool_region_t **region_p)
+{
+    void *addr;
+
+    assert_int_equal(farpool_region_create(ctx, name, size, granule, region_p), FP_OK);
+    assert_int_equal(farpool_map(*region_p, &addr), FP_OK);
+    fp_pattern_fill(addr, size, seed, 0, 1);
+    assert_int_equal(farpool_sync(*region_p), FP_OK);
+    farpool_region_close(*region_p);
+    assert_int_equal(
+        farpool_region_open(ctx, name, readonly_ ? FARPOOL_REGION_READONLY : 0, region_p), FP_OK);
+    assert_int_equal(farpool_map(*region_p, &addr), FP_OK);
+    return addr;
+}
+
 static void test_prefetch_then_touch(void **state)
 {
     const uint32_t granule = 2 << 20;
@@ -217,18 +238,9 @@ static void test_prefetch_then_touch(void **state)
     void *addr;
 
     (void)state;
-    assert_int_equal(farpool_region_create(ctx, "hinted", size, granule, &region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
-    fp_pattern_fill(addr, size, 11, 0, 1);
-    assert_int_equal(farpool_sync(region), FP_OK);
-    farpool_region_close(region);
-
     /* A fresh mapping: nothing cached. Hint the second half, then touch it at once:
      * every access is a hit or waits for the fetch the hint started. */
-    assert_int_equal(
-        farpool_region_open(ctx, "hinted", readonly_ ? FARPOOL_REGION_READONLY : 0, &region),
-        FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    addr = filled_fresh(ctx, "hinted", size, granule, 11, &region);
     assert_int_equal(farpool_prefetch(region, (uint8_t *)addr + size / 2, size / 2), FP_OK);
     FP_PATTERN_ASSERT((uint8_t *)addr + size / 2, size / 2, 11, size / 2, 1);
     assert_int_equal(farpool_region_stats(region, &st), FP_OK);
@@ -270,15 +282,7 @@ static void test_hint_maps_readahead(void **state)
     void *addr;
 
     (void)state;
-    assert_int_equal(farpool_region_create(ctx, "ahead", size, granule, &region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
-    fp_pattern_fill(addr, size, 12, 0, 1);
-    assert_int_equal(farpool_sync(region), FP_OK);
-    farpool_region_close(region);
-
-    assert_int_equal(
-        farpool_region_open(ctx, "ahead", readonly_ ? FARPOOL_REGION_READONLY : 0, &region), FP_OK);
-    assert_int_equal(farpool_map(region, &addr), FP_OK);
+    addr = filled_fresh(ctx, "ahead", size, granule, 12, &region);
     /* A sequential start: the prefetcher reads ahead of it. */
     for (uint64_t b = 0; b < head; b++)
         sink += use_block(addr, b, granule);
