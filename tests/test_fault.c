@@ -436,7 +436,7 @@ static void test_eviction_quality(void **state)
 static sigjmp_buf bus_jump;
 static volatile sig_atomic_t bus_count;
 
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
+static void on_fault_signal(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
     (void)si;
@@ -445,20 +445,30 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
     siglongjmp(bus_jump, 1);
 }
 
-/* Touch @p; true if that raised SIGBUS (the handler is restored either way). */
-static bool touch_gets_sigbus(volatile uint8_t *p)
+/* Read (or, if @write, write) the byte at @p; true if that raised @sig (the handler is restored).
+ */
+static bool access_raises(int sig, volatile uint8_t *p, bool write)
 {
     struct sigaction sa, old;
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_sigbus;
+    sa.sa_sigaction = on_fault_signal;
     sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGBUS, &sa, &old);
+    sigaction(sig, &sa, &old);
     bus_count = 0;
-    if (sigsetjmp(bus_jump, 1) == 0)
-        (void)*p;
-    sigaction(SIGBUS, &old, NULL);
+    if (sigsetjmp(bus_jump, 1) == 0) {
+        if (write)
+            *p = 1;
+        else
+            (void)*p;
+    }
+    sigaction(sig, &old, NULL);
     return bus_count == 1;
+}
+
+static bool touch_gets_sigbus(volatile uint8_t *p)
+{
+    return access_raises(SIGBUS, p, false);
 }
 
 /*
@@ -608,18 +618,7 @@ static void test_readonly_rejects_writes(void **state)
     mem = addr;
     FP_PATTERN_ASSERT(addr, 1 << 20, 3, 0, 1);
     /* A write to a read-only mapping is SIGSEGV, and changes nothing. */
-    {
-        struct sigaction sa, old;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_sigaction = on_sigbus;
-        sa.sa_flags = SA_SIGINFO;
-        sigaction(SIGSEGV, &sa, &old);
-        bus_count = 0;
-        if (sigsetjmp(bus_jump, 1) == 0)
-            mem[10] = 1;
-        sigaction(SIGSEGV, &old, NULL);
-        assert_int_equal(bus_count, 1);
-    }
+    assert_true(access_raises(SIGSEGV, mem + 10, true));
     FP_PATTERN_ASSERT(addr, 1 << 20, 3, 0, 1);
     farpool_region_close(region);
     assert_int_equal(farpool_region_delete(ctx, "ro"), FP_OK);
