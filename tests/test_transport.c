@@ -13,7 +13,9 @@
  * exactly once; a node killed with xfers in flight; fp_transport_close() with
  * xfers queued, sent and unanswered, each completing with FP_ERR_CANCELED
  * exactly once; 32 READs of 16 MiB at once, eight times the node's out-queue
- * high water, all answered.
+ * high water, all answered; with an interrupt descriptor readable, a 16 MiB
+ * reply received a slice per call and small replies never left staged behind
+ * a quiet socket.
  *
  * The random sizes and offsets come from a fixed seed, printed at the start;
  * FP_TEST_SEED=N replays another.
@@ -31,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -1209,6 +1212,87 @@ static void test_replies_past_high_water(void **state)
     }
 }
 
+/*
+ * With an interrupt descriptor readable (fp_transport_interrupt_on()), a
+ * large reply is received a slice at a time, progress returning in between;
+ * small replies are each dispatched before it returns, so that the socket's
+ * descriptor still says when more is waiting; without one, a call waits for
+ * the whole reply.
+ */
+#define NSMALL 64
+static void test_interrupt_between_slices(void **state)
+{
+    fixture_t *f = *state;
+    call_t big, *small;
+    uint8_t *image, *buf;
+    uint64_t slab, one = 1;
+    unsigned completed = 0, calls = 0, n = 0;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+    assert_true(efd >= 0);
+    fx_daemon(f, NULL, NSMALL);
+    slab = slab_alloc(f);
+    image = fx_alloc(f, FP_PROTO_MAX_DATA);
+    fp_pattern_fill(image, FP_PROTO_MAX_DATA, slab, 0, 1);
+    write_all(f, slab, 0, image, FP_PROTO_MAX_DATA);
+    buf = fx_alloc(f, FP_PROTO_MAX_DATA);
+    fp_transport_interrupt_on(f->tp, efd);
+    assert_int_equal(write(efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+
+    /* One large reply: many calls, each returning with nothing completed. */
+    call_data(&big, FP_OP_READ, slab, 0, buf, FP_PROTO_MAX_DATA);
+    big.completed = &completed;
+    assert_ok(fp_transport_submit(f->tp, &big.xfer));
+    for (uint64_t t0 = now_ms(); completed == 0; calls++) {
+        assert_ok(fp_transport_progress(f->tp, WAIT_MS, &n));
+        assert_int_equal(n, completed);
+        if (now_ms() - t0 > 4 * WAIT_MS)
+            fail_msg("a %u-byte reply not in after %u calls", FP_PROTO_MAX_DATA, calls);
+    }
+    assert_int_equal(big.ncalls, 1);
+    assert_int_equal(big.status, FP_OK);
+    FP_PATTERN_ASSERT(buf, FP_PROTO_MAX_DATA, slab, 0, 1);
+    /* At most two slices a call (one staged, one in place). */
+    if (calls < FP_PROTO_MAX_DATA / (2 * FP_TRANSPORT_RX_SLICE))
+        fail_msg("%u calls for %u bytes: not a slice at a time", calls, FP_PROTO_MAX_DATA);
+    printf("  a %u MiB reply came in %u calls\n", FP_PROTO_MAX_DATA >> 20, calls);
+
+    /* Small replies: progress only when the socket polls readable. */
+    small = fx_alloc(f, NSMALL * sizeof(*small));
+    memset(small, 0, NSMALL * sizeof(*small));
+    completed = 0;
+    for (unsigned i = 0; i < NSMALL; i++) {
+        call_data(&small[i], FP_OP_READ, slab, (uint64_t)i * 4096, buf + (size_t)i * 4096, 4096);
+        small[i].completed = &completed;
+        assert_ok(fp_transport_submit(f->tp, &small[i].xfer));
+    }
+    assert_ok(fp_transport_progress(f->tp, 0, &n));
+    while (completed < NSMALL) {
+        struct pollfd pfd = {.fd = fp_transport_fd(f->tp), .events = POLLIN};
+
+        if (poll(&pfd, 1, WAIT_MS) != 1)
+            fail_msg("%u of %d replies in, and the socket quiet: the rest left staged", completed,
+                     NSMALL);
+        assert_ok(fp_transport_progress(f->tp, 0, &n));
+    }
+    check_all_once(small, NSMALL, FP_OK, NSMALL);
+    FP_PATTERN_ASSERT(buf, (size_t)NSMALL * 4096, slab, 0, 1);
+
+    /* Nothing to interrupt for: one call takes the whole reply. */
+    assert_int_equal(read(efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    memset(buf, 0, FP_PROTO_MAX_DATA);
+    memset(&big, 0, sizeof(big));
+    completed = 0;
+    call_data(&big, FP_OP_READ, slab, 0, buf, FP_PROTO_MAX_DATA);
+    big.completed = &completed;
+    assert_ok(fp_transport_submit(f->tp, &big.xfer));
+    assert_ok(fp_transport_progress(f->tp, WAIT_MS, &n));
+    assert_int_equal(n, 1);
+    FP_PATTERN_ASSERT(buf, FP_PROTO_MAX_DATA, slab, 0, 1);
+    fp_transport_interrupt_on(f->tp, -1);
+    close(efd);
+}
+
 #define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1232,6 +1316,7 @@ int main(void)
         TEST(test_close_unanswered),
         TEST(test_node_killed_in_flight),
         TEST(test_replies_past_high_water),
+        TEST(test_interrupt_between_slices),
     };
 
     rng_state = seed != NULL ? strtoull(seed, NULL, 0) : 20261122;

@@ -63,6 +63,7 @@ typedef struct tcp_transport {
     bool broken;
     bool maybe_readable; /* the last recv() filled its buffer: more may be waiting */
     bool rx_hdr_only;    /* a large payload just ended: stage the next header alone */
+    bool interrupted;    /* the interrupt descriptor was readable: progress returns */
     int rcvtimeo_ms;     /* SO_RCVTIMEO now set on the socket, 0 = none */
     char peer[64];
 
@@ -148,6 +149,7 @@ static fp_status_t tcp_connect(const fp_addr_t *addr, const fp_transport_params_
     if (t == NULL)
         return FP_ERR_NO_MEMORY;
     t->super.ops = &fp_transport_tcp_ops;
+    t->super.interrupt_fd = -1;
     fp_addr_format(addr, t->peer, sizeof(t->peer));
     t->nslots = params->max_inflight ? params->max_inflight : 1024;
     t->slots = calloc(t->nslots, sizeof(*t->slots));
@@ -460,6 +462,9 @@ static fp_status_t tcp_rx_direct(tcp_transport_t *t, int flags)
     size_t want = t->rx_left;
     ssize_t n;
 
+    if (t->super.interrupt_fd >= 0 && want > FP_TRANSPORT_RX_SLICE)
+        want = FP_TRANSPORT_RX_SLICE; /* a slice at a time, looking in between */
+
     for (int i = t->rx_iov_idx; i < t->rx->rsp_iovcnt && want > 0; i++) {
         size_t off = i == t->rx_iov_idx ? t->rx_iov_off : 0;
         size_t len = t->rx->rsp_iov[i].iov_len - off;
@@ -564,7 +569,27 @@ static fp_status_t tcp_wait_recv(tcp_transport_t *t, int wait_ms)
     return tcp_fill(t, 0);
 }
 
-/* Receive and dispatch what the socket holds. FP_ERR_BUSY: nothing more now. */
+/*
+ * Stop receiving for now: the caller's interrupt descriptor polls readable.
+ * Only once every byte read is dispatched, so that what is left is in the
+ * socket and the transport's descriptor still says so.
+ */
+static bool tcp_interrupted(tcp_transport_t *t)
+{
+    struct pollfd pfd = {.fd = t->super.interrupt_fd, .events = POLLIN};
+
+    if (t->super.interrupt_fd < 0 || t->rpos < t->rlen || (t->rx_in_payload && t->rx_left == 0))
+        return false;
+    if (poll(&pfd, 1, 0) <= 0)
+        return false;
+    t->interrupted = true;
+    return true;
+}
+
+/*
+ * Receive and dispatch what the socket holds. FP_ERR_BUSY: nothing more now,
+ * or the caller's interrupt descriptor is readable.
+ */
 static fp_status_t tcp_receive(tcp_transport_t *t, unsigned *completed)
 {
     fp_status_t status;
@@ -583,9 +608,13 @@ static fp_status_t tcp_receive(tcp_transport_t *t, unsigned *completed)
                 status = tcp_rx_direct(t, MSG_DONTWAIT);
                 if (status != FP_OK)
                     return status;
+                if (t->rx_left > 0 && tcp_interrupted(t))
+                    return FP_ERR_BUSY;
             }
             if (t->rx_left == 0) {
                 tcp_rx_finish(t, completed);
+                if (tcp_interrupted(t))
+                    return FP_ERR_BUSY;
                 continue;
             }
             /* The staged bytes are used up: a large rest goes straight into place. */
@@ -596,8 +625,11 @@ static fp_status_t tcp_receive(tcp_transport_t *t, unsigned *completed)
             if (status != FP_OK)
                 return status;
             t->rpos += FP_PROTO_HDR_SIZE;
-            if (t->rx_left == 0)
+            if (t->rx_left == 0) {
                 tcp_rx_finish(t, completed);
+                if (tcp_interrupted(t))
+                    return FP_ERR_BUSY;
+            }
             continue;
         }
 
@@ -625,6 +657,7 @@ static fp_status_t tcp_progress(fp_transport_t *tp, int timeout_ms, unsigned *co
     /* A caller that does not let us wait has polled the socket itself: look. */
     if (timeout_ms == 0)
         t->maybe_readable = true;
+    t->interrupted = false;
     for (;;) {
         struct pollfd pfd;
         int wait_ms, rc;
@@ -641,7 +674,7 @@ static fp_status_t tcp_progress(fp_transport_t *tp, int timeout_ms, unsigned *co
                 goto out_broken;
             }
         }
-        if (completed > 0 || t->inflight == 0 || timeout_ms == 0)
+        if (completed > 0 || t->inflight == 0 || timeout_ms == 0 || t->interrupted)
             break;
 
         if (timeout_ms < 0) {
@@ -657,6 +690,8 @@ static fp_status_t tcp_progress(fp_transport_t *tp, int timeout_ms, unsigned *co
         if (t->sq_head == NULL && t->siov_pos == t->siov_cnt) {
             /* Only replies to wait for: sleep in recv(). */
             status = tcp_wait_recv(t, wait_ms);
+            if (status == FP_OK && tcp_interrupted(t))
+                break;
             if (status == FP_OK)
                 continue;
             if (status == FP_ERR_BUSY)

@@ -92,6 +92,7 @@ typedef struct fp_transport_ops {
 /* Every backend's object starts with this. */
 struct fp_transport {
     const fp_transport_ops_t *ops;
+    int interrupt_fd; /* see fp_transport_interrupt_on(); -1: none */
 };
 
 extern const fp_transport_ops_t fp_transport_tcp_ops;
@@ -148,6 +149,19 @@ static inline unsigned fp_transport_inflight(fp_transport_t *tp)
 static inline bool fp_transport_send_pending(fp_transport_t *tp)
 {
     return tp->ops->send_pending(tp);
+}
+
+/*
+ * Let progress return early while @fd (-1: none) polls readable: after each
+ * reply, and after every FP_TRANSPORT_RX_SLICE bytes of a large one, rather
+ * than when the socket is drained. For a caller with more urgent work behind
+ * @fd (the fault engine: its userfaultfd), which then waits for a slice of a
+ * reply, not for everything a fast node has sent meanwhile.
+ */
+#define FP_TRANSPORT_RX_SLICE (256u << 10)
+static inline void fp_transport_interrupt_on(fp_transport_t *tp, int fd)
+{
+    tp->interrupt_fd = fd;
 }
 
 /* Close; pending xfers complete with FP_ERR_CANCELED. NULL is a no-op. */
