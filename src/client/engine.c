@@ -1092,12 +1092,14 @@ static void *engine_thread(void *arg)
             continue;
         }
         trim_if_wanted(e);
+        /* Faults first: a thread waits on each. The transport hands back
+         * between slices of a reply while more wait (fp_transport_interrupt_on). */
+        if (pfd[0].revents & POLLIN)
+            read_faults(e);
         if (nfds == 3 && pfd[2].revents != 0)
             engine_progress(e, 0);
         else
             engine_check_silence(e);
-        if (pfd[0].revents & POLLIN)
-            read_faults(e);
         issue_hints(e);
         if (e->pfwait && e->nprefetching == 0 &&
             (!hints_pending(e) || e->nfetching == 0 || e->tp == NULL)) {
@@ -1231,6 +1233,8 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     status = fp_uffd_open(&e->uffd, &user_mode_only, &features);
     if (status != FP_OK)
         goto err_stats;
+    /* A fault must not wait for all the replies a fast node has sent meanwhile. */
+    fp_transport_interrupt_on(e->tp, e->uffd);
     if (user_mode_only)
         fp_info("region %s: userfaultfd in user-mode-only mode: system calls that "
                 "write "
