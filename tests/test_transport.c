@@ -1243,9 +1243,10 @@ static void test_interrupt_between_slices(void **state)
     call_data(&big, FP_OP_READ, slab, 0, buf, FP_PROTO_MAX_DATA);
     big.completed = &completed;
     assert_ok(fp_transport_submit(f->tp, &big.xfer));
-    for (uint64_t t0 = now_ms(); completed == 0; calls++) {
+    for (uint64_t t0 = now_ms(); big.ncalls == 0;) {
         assert_ok(fp_transport_progress(f->tp, WAIT_MS, &n));
         assert_int_equal(n, completed);
+        calls++;
         if (now_ms() - t0 > 4 * WAIT_MS)
             fail_msg("a %u-byte reply not in after %u calls", FP_PROTO_MAX_DATA, calls);
     }
