@@ -215,7 +215,9 @@ FARPOOL_API fp_status_t farpool_region_delete(farpool_context_t *ctx, const char
  * and evicted (written back first if dirty) when the budget needs room. If a
  * fetch cannot be served, the access that needs it gets SIGBUS and the reason
  * is logged: never zeros or stale bytes. The mapping is not inherited by
- * fork(): in a child the region's addresses are unmapped (SIGSEGV).
+ * fork(): in a child the region's addresses are unmapped (SIGSEGV). The
+ * region's fault thread starts here and takes the calling thread's CPU
+ * affinity.
  */
 FARPOOL_API fp_status_t farpool_map(farpool_region_t *region, void **addr_p);
 
