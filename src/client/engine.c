@@ -1290,6 +1290,7 @@ err_cache:
     e->ops->destroy(e->cache);
     mem_add(e, -(int64_t)e->held);
 err_uffd:
+    fp_transport_interrupt_on(e->tp, -1);
     close(e->uffd);
 err_stats:
     fp_stats_unpublish(e->st);
@@ -1331,6 +1332,8 @@ fp_status_t fp_engine_stop(fp_engine_t *e, bool force)
     pthread_join(e->thread, NULL);
     e->ops->destroy(e->cache);
     mem_add(e, -(int64_t)e->held);
+    if (e->tp != NULL)
+        fp_transport_interrupt_on(e->tp, -1); /* the descriptor is about to go */
     close(e->uffd);
     close(e->cmd_fd);
     fp_stats_unpublish(e->st);
