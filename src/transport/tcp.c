@@ -64,6 +64,7 @@ typedef struct tcp_transport {
     bool maybe_readable; /* the last recv() filled its buffer: more may be waiting */
     bool rx_hdr_only;    /* a large payload just ended: stage the next header alone */
     bool interrupted;    /* the interrupt descriptor was readable: progress returns */
+    size_t rx_unlooked;  /* bytes received since the interrupt descriptor was last polled */
     int rcvtimeo_ms;     /* SO_RCVTIMEO now set on the socket, 0 = none */
     char peer[64];
 
@@ -487,6 +488,7 @@ static fp_status_t tcp_rx_direct(tcp_transport_t *t, int flags)
     }
     if (n <= 0)
         return FP_ERR_NOT_CONNECTED;
+    t->rx_unlooked += (size_t)n;
     /* Advance the cursor without copying: the bytes are in place. */
     for (size_t left = (size_t)n; left > 0;) {
         const struct iovec *v = &t->rx->rsp_iov[t->rx_iov_idx];
@@ -542,6 +544,7 @@ static fp_status_t tcp_fill(tcp_transport_t *t, int flags)
     }
     t->maybe_readable = (size_t)n == want;
     t->rlen += (size_t)n;
+    t->rx_unlooked += (size_t)n;
     if (t->rlen >= FP_PROTO_HDR_SIZE)
         t->rx_hdr_only = false;
     return FP_OK;
@@ -571,15 +574,18 @@ static fp_status_t tcp_wait_recv(tcp_transport_t *t, int wait_ms)
 
 /*
  * Stop receiving for now: the caller's interrupt descriptor polls readable.
- * Only once every byte read is dispatched, so that what is left is in the
- * socket and the transport's descriptor still says so.
+ * Looked at once per FP_TRANSPORT_RX_SLICE bytes received (small replies cost
+ * no system call each), and only once every byte read is dispatched, so that
+ * what is left is in the socket and the transport's descriptor still says so.
  */
 static bool tcp_interrupted(tcp_transport_t *t)
 {
     struct pollfd pfd = {.fd = t->super.interrupt_fd, .events = POLLIN};
 
-    if (t->super.interrupt_fd < 0 || t->rpos < t->rlen || (t->rx_in_payload && t->rx_left == 0))
+    if (t->super.interrupt_fd < 0 || t->rx_unlooked < FP_TRANSPORT_RX_SLICE ||
+        t->rpos < t->rlen || (t->rx_in_payload && t->rx_left == 0))
         return false;
+    t->rx_unlooked = 0;
     if (poll(&pfd, 1, 0) <= 0)
         return false;
     t->interrupted = true;

@@ -152,11 +152,12 @@ static inline bool fp_transport_send_pending(fp_transport_t *tp)
 }
 
 /*
- * Let progress return early while @fd (-1: none) polls readable: after each
- * reply, and after every FP_TRANSPORT_RX_SLICE bytes of a large one, rather
- * than when the socket is drained. For a caller with more urgent work behind
- * @fd (the fault engine: its userfaultfd), which then waits for a slice of a
- * reply, not for everything a fast node has sent meanwhile.
+ * Let progress return early while @fd (-1: none) polls readable: it looks
+ * every FP_TRANSPORT_RX_SLICE bytes received (a large reply is received that
+ * much at a time), between replies, rather than only when the socket is
+ * drained. For a caller with more urgent work behind @fd (the fault engine:
+ * its userfaultfd), which then waits for a slice, not for everything a fast
+ * node has sent meanwhile.
  */
 #define FP_TRANSPORT_RX_SLICE (256u << 10)
 static inline void fp_transport_interrupt_on(fp_transport_t *tp, int fd)
