@@ -582,8 +582,8 @@ static bool tcp_interrupted(tcp_transport_t *t)
 {
     struct pollfd pfd = {.fd = t->super.interrupt_fd, .events = POLLIN};
 
-    if (t->super.interrupt_fd < 0 || t->rx_unlooked < FP_TRANSPORT_RX_SLICE ||
-        t->rpos < t->rlen || (t->rx_in_payload && t->rx_left == 0))
+    if (t->super.interrupt_fd < 0 || t->rx_unlooked < FP_TRANSPORT_RX_SLICE || t->rpos < t->rlen ||
+        (t->rx_in_payload && t->rx_left == 0))
         return false;
     t->rx_unlooked = 0;
     if (poll(&pfd, 1, 0) <= 0)
