@@ -150,7 +150,8 @@ static uint64_t cache_rss_bytes(void)
             end = e;
             continue;
         }
-        if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " dc") != NULL && nranges < 8) {
+        if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " dc") != NULL) {
+            assert_true(nranges < sizeof(ranges) / sizeof(ranges[0])); /* never miss one */
             ranges[nranges].start = start;
             ranges[nranges].end = end;
             nranges++;
