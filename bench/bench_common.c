@@ -641,6 +641,13 @@ void bench_warm_memory(uint64_t bytes)
     munmap(p, bytes);
 }
 
+void *bench_buf_alloc(size_t len)
+{
+    size_t page = 4096;
+
+    return aligned_alloc(page, (len + page - 1) / page * page);
+}
+
 int bench_parse_uint(const char *text, unsigned min, unsigned max, unsigned *v_p)
 {
     char *end;

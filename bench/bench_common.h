@@ -180,6 +180,16 @@ double bench_median(double *v, unsigned n);
  */
 void bench_warm_memory(uint64_t bytes);
 
+/*
+ * A page-aligned buffer of @len bytes for a baseline to receive into (free()
+ * it); NULL if out of memory. farpool receives into page-aligned cache
+ * memory, and the kernel's copy to user space is far slower into a buffer
+ * that is not aligned to a cache line on some CPUs (on this project's AMD EPYC
+ * VMs, a raw stream into malloc()'s 16-byte-aligned memory ran at 2.0-2.5
+ * GB/s against 3.7-4.3 GB/s page-aligned): a ceiling must not pay that.
+ */
+void *bench_buf_alloc(size_t len);
+
 /* Parse a decimal in [@min, @max]; -1 if it is not one. */
 int bench_parse_uint(const char *text, unsigned min, unsigned max, unsigned *v_p);
 

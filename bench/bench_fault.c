@@ -1359,7 +1359,7 @@ int main(int argc, char **argv)
     if (status != FP_OK)
         goto out;
 
-    b.stream_buf = malloc(STREAM_SLOT * BENCH_RAW_STREAM_IO);
+    b.stream_buf = bench_buf_alloc(STREAM_SLOT * BENCH_RAW_STREAM_IO);
     b.fp_samples = malloc(b.cfg.rand_count * sizeof(*b.fp_samples));
     b.raw_samples = malloc(b.cfg.rand_count * sizeof(*b.raw_samples));
     b.pages = malloc(b.cfg.small_size / PAGE * sizeof(*b.pages));

@@ -915,7 +915,7 @@ int main(int argc, char **argv)
     dst_len = (size_t)cfg.depth * (stream_sizes[NSTREAM - 1] > BENCH_RAW_STREAM_IO
                                        ? stream_sizes[NSTREAM - 1]
                                        : BENCH_RAW_STREAM_IO);
-    dst = malloc(dst_len);
+    dst = bench_buf_alloc(dst_len);
     for (unsigned side = 0; side < 2; side++) /* lat_count[0] is the largest count */
         samples[side] = malloc(cfg.lat_count[0] * sizeof(*samples[side]));
     if (dst == NULL || samples[SIDE_RAW] == NULL || samples[SIDE_FP] == NULL) {

@@ -248,7 +248,7 @@ int main(int argc, char **argv)
         return 1;
     }
     bench_cpus_place(&cpus, BENCH_PHASE_STREAM);
-    buf = malloc(STREAM_SLOT * BENCH_RAW_STREAM_IO);
+    buf = bench_buf_alloc(STREAM_SLOT * BENCH_RAW_STREAM_IO);
     stream = calloc(runs, sizeof(double));
     seq = calloc(runs, sizeof(double));
     cold = calloc(runs, sizeof(double));
