@@ -28,6 +28,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -166,6 +167,21 @@ static uint64_t load(const uint8_t *p, uint64_t len)
     return sum;
 }
 
+/* A thread that waits for a hint to complete: when it did, from the hint. */
+typedef struct hint_watch {
+    farpool_region_t *r;
+    double start, done;
+} hint_watch_t;
+
+static void *hint_watch_thread(void *arg)
+{
+    hint_watch_t *w = arg;
+
+    farpool_prefetch_wait(w->r);
+    w->done = now_s() - w->start;
+    return NULL;
+}
+
 /*
  * Seconds the application spends loading expert B: cold (@use_s < 0: no
  * hint), or hinted when work on A starts, A then being used for at least
@@ -176,7 +192,10 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
 {
     farpool_region_t *r;
     uint8_t *a;
-    double t;
+    double t, used = 0;
+    hint_watch_t watch = {NULL, 0, -1};
+    pthread_t watcher;
+    bool watching = false;
 
     /* Both ways start from resident guest memory, as a serving process's
      * recycled memory would be (bench_common.h, bench_warm_memory()). */
@@ -187,12 +206,18 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
         /* The router picked B: hint it, then go on using A. */
         double until = now_s() + use_s;
         farpool_prefetch(r, a + expert, expert);
+        /* When did B arrive, against how long A was used? Said below. */
+        watch = (hint_watch_t){r, now_s(), -1};
+        watching = pthread_create(&watcher, NULL, hint_watch_thread, &watch) == 0;
         for (int n = 0; n < 100 && (n == 0 || now_s() < until); n++)
             *sink += pass((uint64_t *)a, expert);
     }
     t = now_s();
+    used = t - watch.start;
     *sink += load(a + expert, expert);
     t = now_s() - t;
+    if (watching)
+        pthread_join(watcher, NULL);
     {
         farpool_stats_t st;
         farpool_region_stats(r, &st);
@@ -202,6 +227,9 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
                 ", evictions %" PRIu64 "\n",
                 use_s < 0 ? "cold" : "hinted", t, st.faults, st.minor_faults, st.blocks_fetched,
                 st.prefetch_issued, st.prefetch_hinted, st.prefetch_late, st.evictions);
+        if (watching)
+            fprintf(stderr, "    A used %.3f s after the hint; B all in at %.3f s\n", used,
+                    watch.done);
     }
     *sink += pass((uint64_t *)(a + expert), expert);
     farpool_region_close(r);
