@@ -194,7 +194,7 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
 {
     farpool_region_t *r;
     uint8_t *a;
-    double t, used = 0;
+    double t, used = -1;
     hint_watch_t watch = {NULL, 0, -1};
     pthread_t watcher;
     bool watching = false;
@@ -215,7 +215,8 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
             *sink += pass((uint64_t *)a, expert);
     }
     t = now_s();
-    used = t - watch.start;
+    if (watching)
+        used = t - watch.start;
     *sink += load(a + expert, expert);
     t = now_s() - t;
     if (watching)
@@ -234,7 +235,7 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
                     watch.done);
     }
     if (used_p != NULL)
-        *used_p = watching ? used : -1;
+        *used_p = used;
     if (in_p != NULL)
         *in_p = watching ? watch.done : -1;
     *sink += pass((uint64_t *)(a + expert), expert);
