@@ -237,7 +237,7 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
     if (used_p != NULL)
         *used_p = used;
     if (in_p != NULL)
-        *in_p = watching ? watch.done : -1;
+        *in_p = watch.done; /* -1 unless a hint was watched */
     *sink += pass((uint64_t *)(a + expert), expert);
     farpool_region_close(r);
     return t;
