@@ -894,8 +894,6 @@ int main(int argc, char **argv)
     cfg.format = format;
     cfg.farpoold = farpoold;
     memset(&b, 0, sizeof(b));
-    fp_log_set_prefix("bench_net");
-    fp_log_set_level(FP_LOG_WARN);
 
     bench_init("bench_net");
 

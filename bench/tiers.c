@@ -415,7 +415,7 @@ static void mapping_close(const pool_tier_t *p, mapping_t *m)
 {
     farpool_stats_t st;
 
-    if (m->region != NULL && farpool_region_stats(m->region, &st) == FP_OK &&
+    if (m->region != NULL && farpool_region_stats(m->region, &st, sizeof(st)) == FP_OK &&
         (st.evictions != 0 || st.fetch_errors != 0))
         fprintf(stderr, PFX "%s: %llu evictions, %llu fetch errors during a pass\n", p->what,
                 (unsigned long long)st.evictions, (unsigned long long)st.fetch_errors);
@@ -1208,9 +1208,6 @@ int bench_tiers_main(int argc, char **argv)
     rc = parse_args(argc, argv, &t.cfg);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
-    fp_log_set_prefix("farpool bench tiers");
-    if (getenv("FARPOOL_LOG_LEVEL") == NULL)
-        fp_log_set_level(FP_LOG_WARN);
     bench_init("farpool-bench-tiers");
     tiers_sys_init();
     t.seed = fp_time_ns() | 1;

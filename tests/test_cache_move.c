@@ -279,7 +279,7 @@ static void run_random_reads(uint32_t granule, const char *name)
     pthread_join(sampler, NULL);
     assert_int_equal(atomic_load(&r.mismatches), 0);
 
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     grew = atomic_load(&r.rss_max) - r.rss_base;
     fprintf(stderr,
             "granule %u: faults %llu minor %llu fetched %llu evictions %llu cache peak %llu, "
@@ -338,7 +338,7 @@ static void test_prefault_takes_the_budget_once(void **state)
     assert_true(mapped - before <= budget + RSS_NOISE);
     FP_PATTERN_ASSERT(mem, size, 77, 0, 1);
     after = cache_rss_bytes();
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     assert_true(st.evictions > 0);
     assert_true(after <= mapped + RSS_NOISE); /* the scan ran in the memory taken at map */
     farpool_region_close(region);
@@ -362,13 +362,13 @@ static void test_released_expert_pages_are_reused(void **state)
     assert_int_equal(farpool_prefetch(region, mem, expert), FP_OK);
     assert_int_equal(farpool_prefetch_wait(region), FP_OK);
     FP_PATTERN_ASSERT(mem, expert, 5, 0, 1);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     assert_int_equal(st.blocks_fetched, expert >> 21);
     assert_int_equal(st.prefetch_hinted, expert >> 21);
     loaded = cache_rss_bytes();
     /* Unloaded: the cache is empty, its pages wait for the next expert. */
     assert_int_equal(farpool_release(region, mem, expert), FP_OK);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     assert_int_equal(st.cache_bytes, 0);
     /* Expert 1 lands in them: no new memory. */
     assert_int_equal(farpool_prefetch(region, mem + expert, expert), FP_OK);
@@ -378,7 +378,7 @@ static void test_released_expert_pages_are_reused(void **state)
     fprintf(stderr, "expert 0 loaded: rss %llu; expert 1 loaded after release: rss %llu\n",
             (unsigned long long)loaded, (unsigned long long)reloaded);
     assert_true(reloaded <= loaded + RSS_NOISE);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     assert_int_equal(st.blocks_fetched, 2 * (expert >> 21));
     assert_int_equal(st.cache_bytes, expert);
     /* And expert 0 again, fetched anew after its release: the right bytes. */
@@ -586,15 +586,15 @@ int main(void)
     };
     uint64_t features = 0;
     bool user_mode_only;
-    int fd;
+    fp_uffd_t uffd;
 
     /* Skip only where the kernel cannot move pages. */
-    if (fp_uffd_open(&fd, &user_mode_only, &features) == FP_ERR_UNSUPPORTED ||
+    if (fp_uffd_open(NULL, &uffd, &user_mode_only, &features) == FP_ERR_UNSUPPORTED ||
         !(features & UFFD_FEATURE_MOVE)) {
         fprintf(stderr, "test_cache_move: SKIP: this kernel's userfaultfd cannot move pages "
                         "(UFFDIO_MOVE, Linux 6.8+); read-only mappings use the shmem cache\n");
         return 77;
     }
-    close(fd);
+    fp_uffd_close(&uffd);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -213,7 +213,7 @@ static void run_random_rw(uint32_t granule, const char *name)
     pthread_join(sampler, NULL);
     assert_int_equal(atomic_load(&r.mismatches), 0);
 
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     fprintf(stderr,
             "granule %u: faults %llu minor %llu fetched %llu evictions %llu writebacks %llu "
             "cache peak %llu sampled max %llu\n",
@@ -411,7 +411,7 @@ static void check_eviction_quality(bool readonly)
     mem = addr;
     for (size_t k = 0; k < len; k++)
         (void)mem[(uint64_t)trace[k] * 4096 + (k % 4096)];
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     ours = len - st.blocks_fetched;
     fprintf(stderr, "%s: hit ratio: farpool %.3f, exact LRU %.3f, FIFO %.3f (%zu accesses)\n",
             readonly ? "read-only" : "writable", (double)ours / (double)len,
@@ -638,15 +638,15 @@ int main(void)
         cmocka_unit_test(test_fork_child_has_no_mapping),
         cmocka_unit_test(test_readonly_rejects_writes),
     };
-    int fd;
+    fp_uffd_t uffd;
     bool user_mode_only;
 
     /* Skip only where the kernel cannot do what the engine needs. */
-    if (fp_uffd_open(&fd, &user_mode_only, NULL) == FP_ERR_UNSUPPORTED) {
+    if (fp_uffd_open(NULL, &uffd, &user_mode_only, NULL) == FP_ERR_UNSUPPORTED) {
         fprintf(stderr, "test_fault: SKIP: this kernel lacks userfaultfd shmem minor faults, "
                         "write-protect or poison (Linux 6.6+ needed)\n");
         return 77;
     }
-    close(fd);
+    fp_uffd_close(&uffd);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

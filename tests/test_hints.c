@@ -119,7 +119,7 @@ static void scan(uint64_t stride, const char *name)
         sink += use_block(addr, b, granule);
         touched++;
     }
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     print_stats(name, &st);
     covered = st.prefetch_used + st.prefetch_late;
     /* After the warm-up accesses that teach the trend, >= 90% were asked for ahead. */
@@ -172,7 +172,7 @@ static void test_readahead_off(void **state)
     addr = map_new(ctx, "noreadahead", nblocks * granule, granule, &region);
     for (uint64_t b = 0; b < nblocks; b++)
         sink += use_block(addr, b, granule);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     print_stats("noreadahead", &st);
     assert_int_equal(st.prefetch_issued, 0);
     assert_int_equal(st.blocks_fetched, nblocks);
@@ -198,7 +198,7 @@ static void test_random_stays_quiet(void **state)
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         (void)mem[((seed >> 20) % nblocks) * granule + (seed & 4095)];
     }
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     print_stats("random", &st);
     /* Wasted prefetch bytes at most 10% of the bytes fetched. */
     assert_true(st.prefetch_wasted * granule * 10 <= st.bytes_in);
@@ -243,7 +243,7 @@ static void test_prefetch_then_touch(void **state)
     addr = filled_fresh(ctx, "hinted", size, granule, 11, &region);
     assert_int_equal(farpool_prefetch(region, (uint8_t *)addr + size / 2, size / 2), FP_OK);
     FP_PATTERN_ASSERT((uint8_t *)addr + size / 2, size / 2, 11, size / 2, 1);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     print_stats("hinted", &st);
     /* One fetch per block, every one of them the hint's: no access fetched on demand. */
     assert_int_equal(st.blocks_fetched, (size / 2) / granule);
@@ -253,10 +253,10 @@ static void test_prefetch_then_touch(void **state)
     /* The first half, hinted and waited for, then touched: hits only. */
     assert_int_equal(farpool_prefetch(region, addr, size / 2), FP_OK);
     assert_int_equal(farpool_prefetch_wait(region), FP_OK);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     assert_int_equal(st.blocks_fetched, size / granule);
     FP_PATTERN_ASSERT(addr, size / 2, 11, 0, 1);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     assert_int_equal(st.blocks_fetched, size / granule); /* nothing fetched on demand */
 
     /* Out of range is refused. */
@@ -288,7 +288,7 @@ static void test_hint_maps_readahead(void **state)
         sink += use_block(addr, b, granule);
     (void)sink;
     assert_int_equal(farpool_prefetch_wait(region), FP_OK);
-    assert_int_equal(farpool_region_stats(region, &before), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &before, sizeof(before)), FP_OK);
     print_stats("read ahead", &before);
     assert_true(before.prefetch_issued > 0);
     assert_int_equal(before.prefetch_hinted, 0);
@@ -297,10 +297,10 @@ static void test_hint_maps_readahead(void **state)
     assert_int_equal(
         farpool_prefetch(region, (uint8_t *)addr + head * granule, size - head * granule), FP_OK);
     assert_int_equal(farpool_prefetch_wait(region), FP_OK);
-    assert_int_equal(farpool_region_stats(region, &before), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &before, sizeof(before)), FP_OK);
     FP_PATTERN_ASSERT((uint8_t *)addr + head * granule, size - head * granule, 12, head * granule,
                       1);
-    assert_int_equal(farpool_region_stats(region, &after), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &after, sizeof(after)), FP_OK);
     print_stats("hinted", &after);
     assert_int_equal(after.faults, before.faults);
     assert_int_equal(after.minor_faults, before.minor_faults);
@@ -328,9 +328,9 @@ static void test_release_writes_back(void **state)
     assert_int_equal(farpool_region_create(ctx, "released", size, granule, &region), FP_OK);
     assert_int_equal(farpool_map(region, &addr), FP_OK);
     fp_pattern_fill(addr, size, 13, 0, 2); /* all dirty, all cached */
-    assert_int_equal(farpool_region_stats(region, &before), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &before, sizeof(before)), FP_OK);
     assert_int_equal(farpool_release(region, (uint8_t *)addr + part, part), FP_OK);
-    assert_int_equal(farpool_region_stats(region, &after), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &after, sizeof(after)), FP_OK);
     /* The cache shrank by exactly the released amount, after writing it back. */
     assert_int_equal(before.cache_bytes - after.cache_bytes, part);
     assert_int_equal(after.writebacks - before.writebacks, part / granule);
@@ -423,7 +423,7 @@ static void test_prefetch_with_writes(void **state)
     }
     atomic_store(&v.stop, true);
     pthread_join(th, NULL);
-    assert_int_equal(farpool_region_stats(region, &st), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
     print_stats("rmw", &st);
     assert_true(st.prefetch_used > 0);
     assert_true(st.writebacks > 0);
@@ -504,15 +504,16 @@ int main(void)
         cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_status_shows_running_client),
     };
-    int fd, failed;
+    fp_uffd_t uffd;
+    int failed;
     bool user_mode_only;
 
-    if (fp_uffd_open(&fd, &user_mode_only, NULL) == FP_ERR_UNSUPPORTED) {
+    if (fp_uffd_open(NULL, &uffd, &user_mode_only, NULL) == FP_ERR_UNSUPPORTED) {
         fprintf(stderr, "test_hints: SKIP: this kernel lacks userfaultfd shmem minor faults, "
                         "write-protect or poison (Linux 6.6+ needed)\n");
         return 77;
     }
-    close(fd);
+    fp_uffd_close(&uffd);
     failed =
         cmocka_run_group_tests_name("writable mappings", writable, group_setup, group_teardown);
     readonly_ = true;

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "common/log.h"
 #ifdef FP_HAVE_BENCH
 #include "moe.h"
 #include "tiers.h"
@@ -64,11 +63,6 @@ fp_status_t cli_connect(const char *addr, const char *secret_file, farpool_node_
 
 int main(int argc, char **argv)
 {
-    const char *level = getenv("FARPOOL_LOG_LEVEL");
-
-    fp_log_set_prefix("farpool");
-    if (level != NULL && fp_log_level_parse(level) >= 0)
-        fp_log_set_level((fp_log_level_t)fp_log_level_parse(level));
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;

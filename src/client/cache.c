@@ -6,6 +6,11 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
+bool fp_cache_advise_huge(void *addr, uint64_t len, bool huge)
+{
+    return madvise(addr, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
+}
+
 uint8_t *fp_cache_map_aligned(uint64_t len, int prot, int fd)
 {
     const uint64_t align = FP_CACHE_HUGE;

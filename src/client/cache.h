@@ -33,16 +33,20 @@
 
 #include <farpool/status.h>
 
+#include "common/log.h"
+#include "uffd.h"
+
 #define FP_CACHE_PAGE 4096u
 #define FP_CACHE_HUGE (2u << 20) /* a PMD-mapped huge page */
 
 typedef struct fp_cache fp_cache_t;
 
 typedef struct fp_cache_params {
-    const char *name;  /* the region's, for logs */
-    int uffd;          /* the engine's userfaultfd */
-    uint64_t map_size; /* the region's size rounded up to a page */
-    uint64_t granule;  /* block size, a power of two from 4 KiB to 2 MiB */
+    const char *name;      /* the region's, for logs; outlives the cache */
+    fp_log_t *log;         /* where the backend logs */
+    const fp_uffd_t *uffd; /* the engine's userfaultfd; outlives the cache */
+    uint64_t map_size;     /* the region's size rounded up to a page */
+    uint64_t granule;      /* block size, a power of two from 4 KiB to 2 MiB */
     uint64_t nblocks;
     uint64_t max_blocks; /* blocks the budget can hold: sizes the move backend's pool */
     bool readonly;
@@ -99,7 +103,9 @@ struct fp_cache {
     uint8_t *map; /* the application's view of the region */
     uint64_t map_size, granule, nblocks;
     bool readonly;
-    int uffd;
+    const char *name;
+    fp_log_t *log;
+    const fp_uffd_t *uffd;
 };
 
 extern const fp_cache_ops_t fp_cache_shmem_ops;
@@ -117,6 +123,13 @@ static inline uint64_t fp_cache_block_len(const fp_cache_t *c, uint64_t b)
 
     return c->map_size - off < c->granule ? c->map_size - off : c->granule;
 }
+
+/*
+ * Ask for transparent huge pages over [@addr, @addr+@len) (@huge) or for
+ * none (MADV_NOHUGEPAGE). Advice only: where the system refuses it (THP
+ * disabled), blocks are filled as small pages, slower but correct; false then.
+ */
+bool fp_cache_advise_huge(void *addr, uint64_t len, bool huge);
 
 /*
  * Map @len bytes at a 2 MiB-aligned address (so that huge pages can back

@@ -80,16 +80,25 @@ static uint8_t *block_addr(const move_cache_t *m, uint64_t b)
 }
 
 /* Free the pages of [addr, addr+len): they go back to the kernel. */
-static void discard(void *addr, uint64_t len)
+static void discard(const move_cache_t *m, void *addr, uint64_t len)
 {
-    madvise(addr, len, MADV_DONTNEED);
+    /* Only a bad range fails, which would be a bug here: say so. */
+    if (madvise(addr, len, MADV_DONTNEED) != 0)
+        fp_error(m->base.log, "region %s: madvise(MADV_DONTNEED) %p+%" PRIu64 ": %s", m->base.name,
+                 addr, len, strerror(errno));
+}
+
+/* Allocate the pages of [addr, addr+len) now; advice: a failure leaves them to the receive. */
+static void populate(void *addr, uint64_t len)
+{
+    (void)madvise(addr, len, MADV_POPULATE_WRITE);
 }
 
 /* Slot @s holds no page any more (what a short last block left is freed too). */
 static void slot_emptied(move_cache_t *m, uint32_t s, uint64_t moved_len)
 {
     if (moved_len < m->base.granule)
-        discard(slot_addr(m, s) + moved_len, m->base.granule - moved_len);
+        discard(m, slot_addr(m, s) + moved_len, m->base.granule - moved_len);
     m->parked[s] = 0;
     m->empty[m->nempty++] = s;
 }
@@ -98,7 +107,7 @@ static void slot_emptied(move_cache_t *m, uint32_t s, uint64_t moved_len)
 static void slot_spared(move_cache_t *m, uint32_t s, uint64_t len)
 {
     if (len < m->base.granule)
-        madvise(slot_addr(m, s) + len, m->base.granule - len, MADV_POPULATE_WRITE);
+        populate(slot_addr(m, s) + len, m->base.granule - len);
     m->fresh[s] = 0;
     m->parked[s] = 0;
     m->spare[m->nspare++] = s;
@@ -111,7 +120,7 @@ static void staging_done(move_cache_t *m, uint32_t s)
         m->spare[m->nspare++] = s;
         return;
     }
-    discard(slot_addr(m, s), m->base.granule);
+    discard(m, slot_addr(m, s), m->base.granule);
     m->empty[m->nempty++] = s;
 }
 
@@ -142,6 +151,8 @@ static fp_status_t move_create(const fp_cache_params_t *p, fp_cache_t **cache_p)
     m->base.nblocks = p->nblocks;
     m->base.readonly = p->readonly;
     m->base.uffd = p->uffd;
+    m->base.name = p->name;
+    m->base.log = p->log;
     m->base.map = m->pool = MAP_FAILED;
     m->nslots = (uint32_t)nslots;
     m->slot = malloc(p->nblocks * sizeof(*m->slot));
@@ -162,18 +173,20 @@ static fp_status_t move_create(const fp_cache_params_t *p, fp_cache_t **cache_p)
     m->base.map = fp_cache_map_aligned(p->map_size, PROT_READ | PROT_WRITE, -1);
     m->pool = fp_cache_map_aligned(nslots * p->granule, PROT_READ | PROT_WRITE, -1);
     if (m->base.map == MAP_FAILED || m->pool == MAP_FAILED) {
-        fp_error("region %s: mmap of %" PRIu64 " + %" PRIu64 " bytes: %s", p->name, p->map_size,
-                 nslots * p->granule, strerror(errno));
+        fp_error(p->log, "region %s: mmap of %" PRIu64 " + %" PRIu64 " bytes: %s", p->name,
+                 p->map_size, nslots * p->granule, strerror(errno));
         goto err;
     }
     /* Huge pages for whole-huge-page blocks; small ones otherwise, so that a
      * block's pages never have to be split out of a huge page to move. */
-    madvise(m->base.map, p->map_size,
-            p->granule >= FP_CACHE_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-    madvise(m->pool, nslots * p->granule,
-            p->granule >= FP_CACHE_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-    madvise(m->base.map, p->map_size, MADV_DONTFORK);
-    madvise(m->pool, nslots * p->granule, MADV_DONTFORK);
+    (void)fp_cache_advise_huge(m->base.map, p->map_size, p->granule >= FP_CACHE_HUGE);
+    (void)fp_cache_advise_huge(m->pool, nslots * p->granule, p->granule >= FP_CACHE_HUGE);
+    /* A child must not see the cache (nothing would keep it coherent). */
+    if (madvise(m->base.map, p->map_size, MADV_DONTFORK) != 0 ||
+        madvise(m->pool, nslots * p->granule, MADV_DONTFORK) != 0) {
+        fp_error(p->log, "region %s: madvise(MADV_DONTFORK): %s", p->name, strerror(errno));
+        goto err;
+    }
     status = fp_uffd_register(p->uffd, m->base.map, p->map_size, FP_UFFD_MISSING | FP_UFFD_WP);
     if (status != FP_OK)
         goto err;
@@ -253,7 +266,7 @@ static void move_populate(fp_cache_t *c, uint64_t b)
 
     if (s < m->nslots && m->fresh[s]) {
         m->fresh[s] = 0;
-        madvise(slot_addr(m, s), c->granule, MADV_POPULATE_WRITE);
+        populate(slot_addr(m, s), c->granule);
     }
 }
 
@@ -276,19 +289,22 @@ static fp_status_t move_map(fp_cache_t *c, uint64_t b, uint64_t off, uint64_t le
     if (m->copy && !m->parked[s]) {
         /* A fill: copied into new pages, protected and woken in one step; the
          * slot stages the next fill. */
-        status = fp_uffd_copy(c->uffd, block_addr(m, b), slot_addr(m, s), blen, true);
+        status = fp_uffd_copy(c->uffd, block_addr(m, b), slot_addr(m, s), blen, FP_UFFD_PROTECT);
         if (status != FP_OK)
             return status;
         m->slot[b] = NO_SLOT;
         staging_done(m, s);
         return FP_OK;
     }
-    status = fp_uffd_move(c->uffd, block_addr(m, b), slot_addr(m, s), blen, false, &moved);
+    status =
+        fp_uffd_move(c->uffd, block_addr(m, b), slot_addr(m, s), blen, FP_UFFD_DONTWAKE, &moved);
     if (status == FP_OK)
-        status = fp_uffd_writeprotect(c->uffd, block_addr(m, b), blen, true, true);
+        status = fp_uffd_protect(c->uffd, block_addr(m, b), blen);
     if (status != FP_OK) {
         if (status == FP_ERR_BUSY)
-            fp_error("region block %" PRIu64 ": the kernel would not move its pages in", b);
+            fp_error(c->log,
+                     "region %s: the kernel would not move the pages of block %" PRIu64 " in",
+                     c->name, b);
         return status; /* the engine fails the block: fail() cleans both places */
     }
     m->slot[b] = NO_SLOT;
@@ -312,20 +328,22 @@ static bool move_unmap(fp_cache_t *c, uint64_t b)
     if (m->slot[b] != NO_SLOT || m->nempty == 0)
         return false;
     s = m->empty[--m->nempty];
-    if (fp_uffd_move(c->uffd, slot_addr(m, s), block_addr(m, b), blen, false, &moved) == FP_OK) {
+    if (fp_uffd_move(c->uffd, slot_addr(m, s), block_addr(m, b), blen, FP_UFFD_DONTWAKE, &moved) ==
+        FP_OK) {
         m->fresh[s] = 0;
         m->parked[s] = 1;
         m->slot[b] = s;
         return true;
     }
     /* A page would not move (pinned by I/O, say): put back those that did. */
-    if (moved > 0 &&
-        fp_uffd_move(c->uffd, block_addr(m, b), slot_addr(m, s), moved, false, &back) != FP_OK) {
+    if (moved > 0 && fp_uffd_move(c->uffd, block_addr(m, b), slot_addr(m, s), moved,
+                                  FP_UFFD_DONTWAKE, &back) != FP_OK) {
         /* Cannot happen with pages just moved; if it does, the block's bytes are
          * split between two places: give them up, the engine fetches again. */
-        fp_error("region block %" PRIu64 ": cannot put its pages back; dropping it", b);
-        discard(block_addr(m, b), blen);
-        discard(slot_addr(m, s), c->granule);
+        fp_error(c->log, "region %s: cannot put the pages of block %" PRIu64 " back; dropping it",
+                 c->name, b);
+        discard(m, block_addr(m, b), blen);
+        discard(m, slot_addr(m, s), c->granule);
         m->slot[b] = LOST_SLOT;
     }
     m->empty[m->nempty++] = s;
@@ -349,7 +367,7 @@ static uint64_t move_drop(fp_cache_t *c, uint64_t b)
         return c->granule; /* freed when it was lost */
     if (s != NO_SLOT && m->fresh[s]) {
         /* Bound but never populated (its fetch failed early): it may have holes. */
-        discard(slot_addr(m, s), c->granule);
+        discard(m, slot_addr(m, s), c->granule);
         m->fresh[s] = 0;
         m->empty[m->nempty++] = s;
         return c->granule;
@@ -357,7 +375,7 @@ static uint64_t move_drop(fp_cache_t *c, uint64_t b)
     if (s != NO_SLOT && m->copy) {
         if (m->parked[s]) {
             /* The block's own pages: they go. */
-            discard(slot_addr(m, s), c->granule);
+            discard(m, slot_addr(m, s), c->granule);
             m->parked[s] = 0;
             m->empty[m->nempty++] = s;
         } else {
@@ -370,21 +388,22 @@ static uint64_t move_drop(fp_cache_t *c, uint64_t b)
         return 0;
     }
     if (m->copy) {
-        discard(block_addr(m, b), blen);
+        discard(m, block_addr(m, b), blen);
         return c->granule;
     }
     if (m->nempty == 0) {
-        discard(block_addr(m, b), blen);
+        discard(m, block_addr(m, b), blen);
         return c->granule;
     }
     s = m->empty[--m->nempty];
-    if (fp_uffd_move(c->uffd, slot_addr(m, s), block_addr(m, b), blen, false, &moved) == FP_OK) {
+    if (fp_uffd_move(c->uffd, slot_addr(m, s), block_addr(m, b), blen, FP_UFFD_DONTWAKE, &moved) ==
+        FP_OK) {
         slot_spared(m, s, blen);
         return 0;
     }
     /* Not movable (pinned): let the kernel have the pages, and the slot stays empty. */
-    discard(block_addr(m, b), blen);
-    discard(slot_addr(m, s), c->granule);
+    discard(m, block_addr(m, b), blen);
+    discard(m, slot_addr(m, s), c->granule);
     m->empty[m->nempty++] = s;
     return c->granule;
 }
@@ -398,8 +417,8 @@ static uint64_t move_fail(fp_cache_t *c, uint64_t b)
     m->slot[b] = NO_SLOT;
     if (s < m->nslots) {
         /* Whatever landed goes, in the slot and whatever part moved in. */
-        discard(block_addr(m, b), blen);
-        discard(slot_addr(m, s), c->granule);
+        discard(m, block_addr(m, b), blen);
+        discard(m, slot_addr(m, s), c->granule);
         m->fresh[s] = 0;
         m->parked[s] = 0;
         m->empty[m->nempty++] = s;
@@ -419,7 +438,7 @@ static uint64_t move_trim(fp_cache_t *c, uint64_t bytes)
     while (freed < bytes && m->nspare > 0) {
         uint32_t s = m->spare[--m->nspare];
 
-        discard(slot_addr(m, s), c->granule);
+        discard(m, slot_addr(m, s), c->granule);
         m->empty[m->nempty++] = s;
         freed += c->granule;
     }

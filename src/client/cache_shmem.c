@@ -42,9 +42,8 @@ typedef struct shmem_cache {
  * MADV_HUGEPAGE: the bracketed choice of SHMEM_THP_PATH is not "never" or
  * "deny". Said once per process when it does not, with the way out.
  */
-static void check_shmem_thp(void)
+static void check_shmem_thp(fp_log_t *log)
 {
-    static atomic_flag said = ATOMIC_FLAG_INIT;
     char line[256] = "";
     const char *choice;
     FILE *f = fopen(SHMEM_THP_PATH, "re");
@@ -57,8 +56,9 @@ static void check_shmem_thp(void)
     choice = strchr(line, '[');
     if (choice == NULL || (strncmp(choice, "[never]", 7) != 0 && strncmp(choice, "[deny]", 6) != 0))
         return;
-    if (!atomic_flag_test_and_set(&said))
-        fp_info("shmem huge pages are off (%s: %.7s): each 2 MiB block of a writable mapping is "
+    if (fp_log_once(log, FP_LOG_ONCE_SHMEM_THP))
+        fp_info(log,
+                "shmem huge pages are off (%s: %.7s): each 2 MiB block of a writable mapping is "
                 "filled as 512 small pages, several times slower; as root, 'echo advise > %s' "
                 "lets farpool use them",
                 SHMEM_THP_PATH, choice, SHMEM_THP_PATH);
@@ -78,10 +78,12 @@ static fp_status_t shmem_create(const fp_cache_params_t *p, fp_cache_t **cache_p
     s->base.nblocks = p->nblocks;
     s->base.readonly = p->readonly;
     s->base.uffd = p->uffd;
+    s->base.name = p->name;
+    s->base.log = p->log;
     s->base.map = s->stage = MAP_FAILED;
     s->memfd = memfd_create(p->name, MFD_CLOEXEC);
     if (s->memfd < 0 || ftruncate(s->memfd, (off_t)p->map_size) < 0) {
-        fp_error("region %s: memfd of %" PRIu64 " bytes: %s", p->name, p->map_size,
+        fp_error(p->log, "region %s: memfd of %" PRIu64 " bytes: %s", p->name, p->map_size,
                  strerror(errno));
         goto err;
     }
@@ -89,18 +91,23 @@ static fp_status_t shmem_create(const fp_cache_params_t *p, fp_cache_t **cache_p
         fp_cache_map_aligned(p->map_size, PROT_READ | (p->readonly ? 0 : PROT_WRITE), s->memfd);
     s->stage = fp_cache_map_aligned(p->map_size, PROT_READ | PROT_WRITE, s->memfd);
     if (s->base.map == MAP_FAILED || s->stage == MAP_FAILED) {
-        fp_error("region %s: mmap of %" PRIu64 " bytes: %s", p->name, p->map_size, strerror(errno));
+        fp_error(p->log, "region %s: mmap of %" PRIu64 " bytes: %s", p->name, p->map_size,
+                 strerror(errno));
         goto err;
     }
     if (p->granule >= FP_CACHE_HUGE) {
         /* Whole blocks are whole huge pages: one allocation per block instead
          * of 512 (where shmem THP is allowed; see docs/fault-engine.md). */
-        madvise(s->base.map, p->map_size, MADV_HUGEPAGE);
-        madvise(s->stage, p->map_size, MADV_HUGEPAGE);
-        check_shmem_thp();
+        (void)fp_cache_advise_huge(s->base.map, p->map_size, true);
+        (void)fp_cache_advise_huge(s->stage, p->map_size, true);
+        check_shmem_thp(p->log);
     }
-    madvise(s->base.map, p->map_size, MADV_DONTFORK);
-    madvise(s->stage, p->map_size, MADV_DONTFORK);
+    /* A child must not see the cache (nothing would keep it coherent). */
+    if (madvise(s->base.map, p->map_size, MADV_DONTFORK) != 0 ||
+        madvise(s->stage, p->map_size, MADV_DONTFORK) != 0) {
+        fp_error(p->log, "region %s: madvise(MADV_DONTFORK): %s", p->name, strerror(errno));
+        goto err;
+    }
     status = fp_uffd_register(p->uffd, s->base.map, p->map_size, modes);
     if (status != FP_OK)
         goto err;
@@ -151,8 +158,9 @@ static uint8_t *shmem_data(fp_cache_t *c, uint64_t b, uint64_t off)
 
 static void shmem_populate(fp_cache_t *c, uint64_t b)
 {
-    madvise(((shmem_cache_t *)c)->stage + fp_cache_block_off(c, b), fp_cache_block_len(c, b),
-            MADV_POPULATE_WRITE);
+    /* Advice: a failure leaves the allocation to the receive. */
+    (void)madvise(((shmem_cache_t *)c)->stage + fp_cache_block_off(c, b), fp_cache_block_len(c, b),
+                  MADV_POPULATE_WRITE);
 }
 
 static fp_status_t shmem_map(fp_cache_t *c, uint64_t b, uint64_t off, uint64_t len, bool wp)
@@ -163,7 +171,8 @@ static fp_status_t shmem_map(fp_cache_t *c, uint64_t b, uint64_t off, uint64_t l
     (void)b;
     if (end > c->map_size)
         end = c->map_size;
-    return fp_uffd_continue(c->uffd, c->map + start, end - start, wp && !c->readonly, true);
+    return fp_uffd_continue(c->uffd, c->map + start, end - start,
+                            wp && !c->readonly ? FP_UFFD_PROTECT : 0);
 }
 
 static bool shmem_can_map_part(const fp_cache_t *c)
@@ -185,8 +194,13 @@ static bool shmem_refaults_missing(const fp_cache_t *c)
 
 static uint64_t shmem_drop(fp_cache_t *c, uint64_t b)
 {
-    fallocate(((shmem_cache_t *)c)->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-              (off_t)fp_cache_block_off(c, b), (off_t)fp_cache_block_len(c, b));
+    if (fallocate(((shmem_cache_t *)c)->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)fp_cache_block_off(c, b), (off_t)fp_cache_block_len(c, b)) != 0) {
+        /* Its pages stay in the memfd (the next fill of the block reuses them). */
+        fp_warn(c->log, "region %s: cannot free block %" PRIu64 ": %s", c->name, b,
+                strerror(errno));
+        return 0;
+    }
     return c->granule;
 }
 

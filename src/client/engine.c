@@ -124,7 +124,9 @@ struct fp_engine {
     fp_region_info_t info;
     uint64_t size, map_size, granule, nblocks;
     bool readonly;
-    int uffd, cmd_fd;
+    fp_log_t *log; /* the context's */
+    fp_uffd_t uffd;
+    int cmd_fd;
     fp_cache_t *cache;
     const fp_cache_ops_t *ops; /* cache->ops */
     uint8_t *map;              /* the application's view (cache->map) */
@@ -280,7 +282,8 @@ static void fail_block(fp_engine_t *e, uint64_t b, fp_status_t status)
 {
     uint64_t off = block_off(e, b);
 
-    fp_error("region %s: cannot fetch block %" PRIu64 " (offset %" PRIu64 ") from node %s: %s; "
+    fp_error(e->log,
+             "region %s: cannot fetch block %" PRIu64 " (offset %" PRIu64 ") from node %s: %s; "
              "accesses to it get SIGBUS",
              e->name, b, off, fp_node_addr(e->node), fp_status_string(status));
     atomic_fetch_add_explicit(&e->st->fetch_errors, 1, memory_order_relaxed);
@@ -296,7 +299,8 @@ static void fetch_finish(fetch_t *f)
     uint64_t b = f->block, off = block_off(e, b), len = block_map_len(e, b);
     fp_status_t status = f->status;
 
-    fp_trace("region %s: block %" PRIu64 " fetched: %s", e->name, b, fp_status_string(status));
+    fp_trace(e->log, "region %s: block %" PRIu64 " fetched: %s", e->name, b,
+             fp_status_string(status));
     e->pf[b] &= (uint8_t)~PF_FETCHING;
     if (f->prefetch) {
         e->pf[b] &= (uint8_t)~PF_INFLIGHT;
@@ -335,14 +339,14 @@ static void fetch_finish(fetch_t *f)
         } else {
             /* A guess that failed costs nothing: drop it; a real access will fetch
              * (and, if the node is really gone, fail loudly) on its own. */
-            fp_warn("region %s: prefetch of block %" PRIu64 " failed: %s", e->name, b,
+            fp_warn(e->log, "region %s: prefetch of block %" PRIu64 " failed: %s", e->name, b,
                     fp_status_string(status));
             e->pf[b] = 0;
             mem_add(e, -(int64_t)e->ops->drop(e->cache, b));
             stat_cache_add(e, -(int64_t)e->granule);
             fp_block_fill_done(e->blocks, b, false);
         }
-        fp_uffd_wake(e->uffd, e->map + off, len);
+        fp_uffd_wake(&e->uffd, e->map + off, len);
         fetch_release(e, f);
         return;
     }
@@ -369,7 +373,7 @@ static void fetch_finish(fetch_t *f)
          * on a block in flight): let it retry now. Without an early head, the
          * CONTINUE above already woke every waiter of the block. */
         if (f->head_mapped)
-            fp_uffd_wake(e->uffd, e->map + off, len);
+            fp_uffd_wake(&e->uffd, e->map + off, len);
     } else {
         fail_block(e, b, status);
     }
@@ -419,8 +423,8 @@ static bool engine_check_silence(fp_engine_t *e)
 {
     if (e->tp == NULL || e->nfetching == 0 || fp_time_ns() - e->quiet_since < silence_limit_ns(e))
         return false;
-    fp_error("region %s: node %s completed none of %u fetches in %d ms; disconnecting", e->name,
-             fp_node_addr(e->node), e->nfetching, fp_node_timeout_ms(e->node));
+    fp_error(e->log, "region %s: node %s completed none of %u fetches in %d ms; disconnecting",
+             e->name, fp_node_addr(e->node), e->nfetching, fp_node_timeout_ms(e->node));
     e->silenced = true;
     engine_disconnect(e);
     e->silenced = false;
@@ -437,7 +441,8 @@ static fp_status_t engine_progress(fp_engine_t *e, int timeout_ms)
     status = fp_transport_progress(e->tp, timeout_ms, NULL);
     if (status == FP_ERR_NOT_CONNECTED) {
         /* Every xfer has completed with an error: their blocks are poisoned. */
-        fp_error("region %s: lost the connection to node %s", e->name, fp_node_addr(e->node));
+        fp_error(e->log, "region %s: lost the connection to node %s", e->name,
+                 fp_node_addr(e->node));
         e->tp = NULL;
     } else if (engine_check_silence(e)) {
         return FP_ERR_NOT_CONNECTED;
@@ -467,7 +472,7 @@ static fp_status_t engine_wait(fp_engine_t *e, const bool *done)
         if (e->tp == NULL)
             return FP_ERR_NOT_CONNECTED;
         if (now >= deadline) {
-            fp_error("region %s: node %s did not answer in time; disconnecting", e->name,
+            fp_error(e->log, "region %s: node %s did not answer in time; disconnecting", e->name,
                      fp_node_addr(e->node));
             engine_disconnect(e);
             return FP_ERR_TIMED_OUT;
@@ -539,8 +544,8 @@ static fp_status_t writeback_block(fp_engine_t *e, uint64_t b)
     if (status == FP_OK || w.done)
         status = w.status;
     if (status != FP_OK) {
-        fp_error("region %s: cannot write block %" PRIu64 " back to node %s: %s", e->name, b,
-                 fp_node_addr(e->node), fp_status_string(status));
+        fp_error(e->log, "region %s: cannot write block %" PRIu64 " back to node %s: %s", e->name,
+                 b, fp_node_addr(e->node), fp_status_string(status));
         return status;
     }
     atomic_fetch_add_explicit(&e->st->writebacks, 1, memory_order_relaxed);
@@ -585,12 +590,12 @@ static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
     uint64_t off = block_off(e, b), len = block_map_len(e, b);
 
     if (was == FP_BLOCK_DIRTY) {
-        fp_status_t status = fp_uffd_writeprotect(e->uffd, e->map + off, len, true, true);
+        fp_status_t status = fp_uffd_protect(&e->uffd, e->map + off, len);
         if (status == FP_OK)
             status = writeback_block(e, b);
         fp_block_writeback_done(e->blocks, b, status == FP_OK, false);
         if (status != FP_OK) {
-            fp_uffd_writeprotect(e->uffd, e->map + off, len, false, false);
+            fp_uffd_unprotect(&e->uffd, e->map + off, len, 0);
             return false;
         }
     }
@@ -600,7 +605,7 @@ static bool evict_block(fp_engine_t *e, uint64_t b, fp_block_state_t was)
     atomic_fetch_add_explicit(&e->st->evictions, 1, memory_order_relaxed);
     fp_block_evict_done(e->blocks, b);
     /* Threads that faulted on it meanwhile retry and fetch it again. */
-    fp_uffd_wake(e->uffd, e->map + off, len);
+    fp_uffd_wake(&e->uffd, e->map + off, len);
     return true;
 }
 
@@ -702,7 +707,7 @@ static bool fetch_begin(fp_engine_t *e, uint64_t b, uint64_t fault_off, bool pre
     if (!claimed && (fp_block_state(e->blocks, b) != FP_BLOCK_ABSENT ||
                      fp_block_claim(e->blocks, b) != FP_BLOCK_CLAIM_FETCH)) {
         if (!prefetch)
-            fp_uffd_wake(e->uffd, e->map + off, block_map_len(e, b));
+            fp_uffd_wake(&e->uffd, e->map + off, block_map_len(e, b));
         return false;
     }
     status = bind_block(e, b);
@@ -806,7 +811,7 @@ static void hint_cancel(fp_engine_t *e, uint64_t first, uint64_t end)
     for (uint64_t b = first; b < end; b++) {
         if (hint_queued(e, b)) {
             fp_block_fill_done(e->blocks, b, false);
-            fp_uffd_wake(e->uffd, e->map + block_off(e, b), block_map_len(e, b));
+            fp_uffd_wake(&e->uffd, e->map + block_off(e, b), block_map_len(e, b));
         }
     }
 }
@@ -909,7 +914,8 @@ static void deny_write(fp_engine_t *e, const struct uffd_msg *msg, uint64_t off)
     pid_t tid = (pid_t)msg->arg.pagefault.feat.ptid;
 
     if (!e->write_denied)
-        fp_warn("region %s: write at +%" PRIu64 " to a read-only mapping; the writing thread "
+        fp_warn(e->log,
+                "region %s: write at +%" PRIu64 " to a read-only mapping; the writing thread "
                 "gets SIGSEGV",
                 e->name, off);
     e->write_denied = true;
@@ -930,7 +936,8 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
     boff = block_off(e, b);
     blen = block_map_len(e, b);
     state = fp_block_state(e->blocks, b);
-    fp_trace("region %s: fault at +%" PRIu64 " flags %#" PRIx64 ", block %" PRIu64 " state %d",
+    fp_trace(e->log,
+             "region %s: fault at +%" PRIu64 " flags %#" PRIx64 ", block %" PRIu64 " state %d",
              e->name, off, flags, b, (int)state);
 
     if (flags & UFFD_PAGEFAULT_FLAG_WP) {
@@ -943,7 +950,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
             fp_block_mark_dirty(e->blocks, b);
         state = fp_block_state(e->blocks, b);
         if (state == FP_BLOCK_DIRTY)
-            fp_uffd_writeprotect(e->uffd, e->map + boff, blen, false, false);
+            fp_uffd_unprotect(&e->uffd, e->map + boff, blen, 0);
         /* Other states: the write waits until the block settles; it is woken then. */
         return;
     }
@@ -1006,7 +1013,7 @@ static void handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
         break;
     case FP_BLOCK_RESIDENT:
     case FP_BLOCK_DIRTY:
-        fp_uffd_wake(e->uffd, e->map + boff, blen);
+        fp_uffd_wake(&e->uffd, e->map + boff, blen);
         break;
     default:
         break; /* in transit: woken when it settles */
@@ -1018,7 +1025,7 @@ static void read_faults(fp_engine_t *e)
     struct uffd_msg msgs[UFFD_MSG_BATCH];
 
     for (;;) {
-        ssize_t n = read(e->uffd, msgs, sizeof(msgs));
+        ssize_t n = read(e->uffd.fd, msgs, sizeof(msgs));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -1045,16 +1052,16 @@ static fp_status_t sync_all(fp_engine_t *e)
 
         if (!fp_block_writeback_begin(e->blocks, b))
             continue;
-        status = fp_uffd_writeprotect(e->uffd, e->map + off, len, true, true);
+        status = fp_uffd_protect(&e->uffd, e->map + off, len);
         if (status == FP_OK)
             status = writeback_block(e, b);
         fp_block_writeback_done(e->blocks, b, status == FP_OK, true);
         if (status != FP_OK) {
-            fp_uffd_writeprotect(e->uffd, e->map + off, len, false, false);
+            fp_uffd_unprotect(&e->uffd, e->map + off, len, 0);
             if (first == FP_OK)
                 first = status;
         } else {
-            fp_uffd_wake(e->uffd, e->map + off, len);
+            fp_uffd_wake(&e->uffd, e->map + off, len);
         }
     }
     return first;
@@ -1070,7 +1077,7 @@ static void *engine_thread(void *arg)
         uint64_t off, len;
         int nfds = 2, wait_ms, silence_ms;
 
-        pfd[0].fd = e->uffd;
+        pfd[0].fd = e->uffd.fd;
         pfd[0].events = POLLIN;
         pfd[1].fd = e->cmd_fd;
         pfd[1].events = POLLIN;
@@ -1088,7 +1095,7 @@ static void *engine_thread(void *arg)
         if (silence_ms >= 0 && (wait_ms < 0 || silence_ms < wait_ms))
             wait_ms = silence_ms;
         if (poll(pfd, (nfds_t)nfds, wait_ms) < 0 && errno != EINTR) {
-            fp_error("region %s: poll: %s", e->name, strerror(errno));
+            fp_error(e->log, "region %s: poll: %s", e->name, strerror(errno));
             continue;
         }
         trim_if_wanted(e);
@@ -1196,14 +1203,15 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     e->cache_wanted = params->cache_wanted;
     e->cache_budget = params->cache_budget;
     e->readahead = params->readahead;
-    e->uffd = e->cmd_fd = -1;
+    e->log = params->log;
+    e->uffd.fd = e->cmd_fd = -1;
 
     status = farpool_node_connect(params->node_addr, params->np, &e->node);
     if (status != FP_OK)
         goto err_free;
     status = fp_region_meta_open(e->node, params->region_name, &e->info);
     if (status != FP_OK) {
-        fp_error("region %s: cannot open on node %s: %s", e->name, params->node_addr,
+        fp_error(e->log, "region %s: cannot open on node %s: %s", e->name, params->node_addr,
                  fp_status_string(status));
         goto err_close_node;
     }
@@ -1221,8 +1229,8 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
         goto err_blocks;
     }
     fp_prefetch_init(&e->trend, AUTO_WINDOW_MAX);
-    status =
-        fp_stats_publish(e->name, params->node_addr, e->size, e->granule, e->cache_budget, &e->st);
+    status = fp_stats_publish(e->log, e->name, params->node_addr, e->size, e->granule,
+                              e->cache_budget, &e->st);
     if (status != FP_OK)
         goto err_blocks;
     for (int i = 0; i < MAX_FETCHES; i++) {
@@ -1230,13 +1238,14 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
         e->free_fetches = &e->fetches[i];
     }
 
-    status = fp_uffd_open(&e->uffd, &user_mode_only, &features);
+    status = fp_uffd_open(e->log, &e->uffd, &user_mode_only, &features);
     if (status != FP_OK)
         goto err_stats;
     /* A fault must not wait for all the replies a fast node has sent meanwhile. */
-    fp_transport_interrupt_on(e->tp, e->uffd);
+    fp_transport_interrupt_on(e->tp, e->uffd.fd);
     if (user_mode_only)
-        fp_info("region %s: userfaultfd in user-mode-only mode: system calls that "
+        fp_info(e->log,
+                "region %s: userfaultfd in user-mode-only mode: system calls that "
                 "write "
                 "into the region (read(2) into it) fail with EFAULT",
                 e->name);
@@ -1246,7 +1255,8 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
                  : &fp_cache_shmem_ops;
     memset(&cp, 0, sizeof(cp));
     cp.name = e->name;
-    cp.uffd = e->uffd;
+    cp.uffd = &e->uffd;
+    cp.log = e->log;
     cp.map_size = e->map_size;
     cp.granule = e->granule;
     cp.nblocks = e->nblocks;
@@ -1256,7 +1266,7 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     if (status != FP_OK)
         goto err_uffd;
     e->map = e->cache->map;
-    fp_debug("region %s: %s cache, granule %" PRIu64, e->name, e->ops->name, e->granule);
+    fp_debug(e->log, "region %s: %s cache, granule %" PRIu64, e->name, e->ops->name, e->granule);
     if (params->prefault) {
         /* Take the memory now rather than during the first touches. */
         uint64_t used = atomic_load(e->cache_used), want = e->nblocks * e->granule;
@@ -1274,7 +1284,7 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->cond, NULL);
     if (pthread_create(&e->thread, NULL, engine_thread, e) != 0) {
-        fp_error("region %s: cannot start its fault thread", e->name);
+        fp_error(e->log, "region %s: cannot start its fault thread", e->name);
         status = FP_ERR_NO_MEMORY;
         goto err_lock;
     }
@@ -1291,7 +1301,7 @@ err_cache:
     mem_add(e, -(int64_t)e->held);
 err_uffd:
     fp_transport_interrupt_on(e->tp, -1);
-    close(e->uffd);
+    fp_uffd_close(&e->uffd);
 err_stats:
     fp_stats_unpublish(e->st);
 err_blocks:
@@ -1326,7 +1336,8 @@ fp_status_t fp_engine_stop(fp_engine_t *e, bool force)
     }
     status = engine_command(e, CMD_STOP, 0, 0);
     if (status != FP_OK)
-        fp_error("region %s: unmapped with dirty blocks that could not be written back: "
+        fp_error(e->log,
+                 "region %s: unmapped with dirty blocks that could not be written back: "
                  "those writes are lost",
                  e->name);
     pthread_join(e->thread, NULL);
@@ -1334,7 +1345,7 @@ fp_status_t fp_engine_stop(fp_engine_t *e, bool force)
     mem_add(e, -(int64_t)e->held);
     if (e->tp != NULL)
         fp_transport_interrupt_on(e->tp, -1); /* the descriptor is about to go */
-    close(e->uffd);
+    fp_uffd_close(&e->uffd);
     close(e->cmd_fd);
     fp_stats_unpublish(e->st);
     pthread_cond_destroy(&e->cond);

@@ -18,6 +18,8 @@
 
 #include <farpool/farpool.h>
 
+#include "common/log.h"
+
 typedef struct fp_engine fp_engine_t;
 
 typedef struct fp_engine_params {
@@ -30,6 +32,7 @@ typedef struct fp_engine_params {
     uint64_t cache_budget;          /* the context's budget */
     bool readahead;                 /* run the automatic prefetcher */
     bool prefault;                  /* take the cache's memory at start (where it is recycled) */
+    fp_log_t *log;                  /* the context's; outlives the engine */
 } fp_engine_params_t;
 
 /*

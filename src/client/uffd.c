@@ -27,7 +27,8 @@ static uint64_t optional_features(int flags)
     return api.features & FP_UFFD_FEATURES_OPTIONAL;
 }
 
-fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p, uint64_t *features_p)
+fp_status_t fp_uffd_open(fp_log_t *log, fp_uffd_t *uffd_p, bool *user_mode_only_p,
+                         uint64_t *features_p)
 {
     struct uffdio_api api;
     bool user_mode_only = false;
@@ -41,7 +42,8 @@ fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p, uint64_t *features_p
         fd = (int)syscall(SYS_userfaultfd, flags);
     }
     if (fd < 0) {
-        fp_error("userfaultfd: %s (is vm.unprivileged_userfaultfd 0 and "
+        fp_error(log,
+                 "userfaultfd: %s (is vm.unprivileged_userfaultfd 0 and "
                  "UFFD_USER_MODE_ONLY unavailable?)",
                  strerror(errno));
         return errno == ENOSYS ? FP_ERR_UNSUPPORTED : FP_ERR_IO;
@@ -50,20 +52,29 @@ fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p, uint64_t *features_p
     api.api = UFFD_API;
     api.features = FP_UFFD_FEATURES | optional_features(flags);
     if (ioctl(fd, UFFDIO_API, &api) < 0) {
-        fp_error("userfaultfd: the kernel lacks a needed feature (shmem minor faults, shmem "
+        fp_error(log,
+                 "userfaultfd: the kernel lacks a needed feature (shmem minor faults, shmem "
                  "write-protect or poison; Linux 6.6 or later): %s",
                  strerror(errno));
         close(fd);
         return FP_ERR_UNSUPPORTED;
     }
-    *fd_p = fd;
+    uffd_p->fd = fd;
+    uffd_p->log = log;
     *user_mode_only_p = user_mode_only;
     if (features_p != NULL)
         *features_p = api.features;
     return FP_OK;
 }
 
-fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, uint64_t modes)
+void fp_uffd_close(fp_uffd_t *uffd)
+{
+    if (uffd->fd >= 0)
+        close(uffd->fd);
+    uffd->fd = -1;
+}
+
+fp_status_t fp_uffd_register(const fp_uffd_t *u, void *addr, uint64_t len, uint64_t modes)
 {
     struct uffdio_register reg;
 
@@ -71,22 +82,28 @@ fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, uint64_t modes)
     reg.range.start = (uintptr_t)addr;
     reg.range.len = len;
     reg.mode = modes;
-    if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
-        fp_error("userfaultfd register %p+%llu: %s", addr, (unsigned long long)len,
+    if (ioctl(u->fd, UFFDIO_REGISTER, &reg) < 0) {
+        fp_error(u->log, "userfaultfd register %p+%llu: %s", addr, (unsigned long long)len,
                  strerror(errno));
         return FP_ERR_IO;
     }
     return FP_OK;
 }
 
-fp_status_t fp_uffd_unregister(int fd, void *addr, uint64_t len)
+fp_status_t fp_uffd_unregister(const fp_uffd_t *u, void *addr, uint64_t len)
 {
     struct uffdio_range range = {(uintptr_t)addr, len};
 
-    return ioctl(fd, UFFDIO_UNREGISTER, &range) < 0 ? FP_ERR_IO : FP_OK;
+    if (ioctl(u->fd, UFFDIO_UNREGISTER, &range) < 0) {
+        fp_error(u->log, "userfaultfd unregister %p+%llu: %s", addr, (unsigned long long)len,
+                 strerror(errno));
+        return FP_ERR_IO;
+    }
+    return FP_OK;
 }
 
-fp_status_t fp_uffd_copy(int fd, void *dst, const void *src, uint64_t len, bool wp)
+fp_status_t fp_uffd_copy(const fp_uffd_t *u, void *dst, const void *src, uint64_t len,
+                         unsigned flags)
 {
     struct uffdio_copy c;
 
@@ -94,8 +111,9 @@ fp_status_t fp_uffd_copy(int fd, void *dst, const void *src, uint64_t len, bool 
     c.dst = (uintptr_t)dst;
     c.src = (uintptr_t)src;
     c.len = len;
-    c.mode = wp ? UFFDIO_COPY_MODE_WP : 0;
-    while (ioctl(fd, UFFDIO_COPY, &c) < 0) {
+    c.mode = (flags & FP_UFFD_PROTECT ? UFFDIO_COPY_MODE_WP : 0) |
+             (flags & FP_UFFD_DONTWAKE ? UFFDIO_COPY_MODE_DONTWAKE : 0);
+    while (ioctl(u->fd, UFFDIO_COPY, &c) < 0) {
         if (errno == EAGAIN) {
             /* Partly done (c.copy bytes); the rest again. */
             if (c.copy > 0) {
@@ -106,21 +124,22 @@ fp_status_t fp_uffd_copy(int fd, void *dst, const void *src, uint64_t len, bool 
             c.copy = 0;
             continue;
         }
-        fp_error("UFFDIO_COPY %p+%llu: %s", dst, (unsigned long long)len, strerror(errno));
+        fp_error(u->log, "UFFDIO_COPY %p+%llu: %s", dst, (unsigned long long)len, strerror(errno));
         return errno == ENOMEM ? FP_ERR_NO_MEMORY : FP_ERR_IO;
     }
     return FP_OK;
 }
 
-fp_status_t fp_uffd_continue(int fd, void *addr, uint64_t len, bool wp, bool wake)
+fp_status_t fp_uffd_continue(const fp_uffd_t *u, void *addr, uint64_t len, unsigned flags)
 {
     struct uffdio_continue c;
 
     memset(&c, 0, sizeof(c));
     c.range.start = (uintptr_t)addr;
     c.range.len = len;
-    c.mode = (wp ? UFFDIO_CONTINUE_MODE_WP : 0) | (wake ? 0 : UFFDIO_CONTINUE_MODE_DONTWAKE);
-    while (ioctl(fd, UFFDIO_CONTINUE, &c) < 0) {
+    c.mode = (flags & FP_UFFD_PROTECT ? UFFDIO_CONTINUE_MODE_WP : 0) |
+             (flags & FP_UFFD_DONTWAKE ? UFFDIO_CONTINUE_MODE_DONTWAKE : 0);
+    while (ioctl(u->fd, UFFDIO_CONTINUE, &c) < 0) {
         if (errno == EAGAIN) {
             /* Partly done (c.mapped bytes); the rest again. */
             if (c.mapped > 0) {
@@ -138,45 +157,57 @@ fp_status_t fp_uffd_continue(int fd, void *addr, uint64_t len, bool wp, bool wak
                 one.range.start = a;
                 one.range.len = page;
                 one.mode |= UFFDIO_CONTINUE_MODE_DONTWAKE;
-                if (ioctl(fd, UFFDIO_CONTINUE, &one) < 0 && errno != EEXIST) {
-                    fp_error("UFFDIO_CONTINUE %#llx: %s", (unsigned long long)a, strerror(errno));
+                if (ioctl(u->fd, UFFDIO_CONTINUE, &one) < 0 && errno != EEXIST) {
+                    fp_error(u->log, "UFFDIO_CONTINUE %#llx: %s", (unsigned long long)a,
+                             strerror(errno));
                     return FP_ERR_IO;
                 }
             }
-            return wake ? fp_uffd_wake(fd, addr, len) : FP_OK;
+            return flags & FP_UFFD_DONTWAKE ? FP_OK : fp_uffd_wake(u, addr, len);
         }
-        fp_error("UFFDIO_CONTINUE %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+        fp_error(u->log, "UFFDIO_CONTINUE %p+%llu: %s", addr, (unsigned long long)len,
+                 strerror(errno));
         return FP_ERR_IO;
     }
     return FP_OK;
 }
 
-fp_status_t fp_uffd_writeprotect(int fd, void *addr, uint64_t len, bool protect, bool dontwake)
+/* Set or clear write protection; @mode: UFFDIO_WRITEPROTECT_MODE_*. */
+static fp_status_t writeprotect(const fp_uffd_t *u, void *addr, uint64_t len, uint64_t mode)
 {
     struct uffdio_writeprotect w;
 
     memset(&w, 0, sizeof(w));
     w.range.start = (uintptr_t)addr;
     w.range.len = len;
-    /* The kernel takes DONTWAKE only when removing protection. */
-    w.mode = protect    ? UFFDIO_WRITEPROTECT_MODE_WP
-             : dontwake ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE
-                        : 0;
-    if (ioctl(fd, UFFDIO_WRITEPROTECT, &w) < 0) {
-        fp_error("UFFDIO_WRITEPROTECT %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+    w.mode = mode;
+    if (ioctl(u->fd, UFFDIO_WRITEPROTECT, &w) < 0) {
+        fp_error(u->log, "UFFDIO_WRITEPROTECT %p+%llu: %s", addr, (unsigned long long)len,
+                 strerror(errno));
         return FP_ERR_IO;
     }
     return FP_OK;
 }
 
-fp_status_t fp_uffd_poison(int fd, void *addr, uint64_t len)
+fp_status_t fp_uffd_protect(const fp_uffd_t *u, void *addr, uint64_t len)
+{
+    return writeprotect(u, addr, len, UFFDIO_WRITEPROTECT_MODE_WP);
+}
+
+fp_status_t fp_uffd_unprotect(const fp_uffd_t *u, void *addr, uint64_t len, unsigned flags)
+{
+    return writeprotect(u, addr, len,
+                        flags & FP_UFFD_DONTWAKE ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE : 0);
+}
+
+fp_status_t fp_uffd_poison(const fp_uffd_t *u, void *addr, uint64_t len)
 {
     struct uffdio_poison p;
 
     memset(&p, 0, sizeof(p));
     p.range.start = (uintptr_t)addr;
     p.range.len = len;
-    while (ioctl(fd, UFFDIO_POISON, &p) < 0) {
+    while (ioctl(u->fd, UFFDIO_POISON, &p) < 0) {
         if (errno == EAGAIN && p.updated > 0) {
             p.range.start += (uint64_t)p.updated;
             p.range.len -= (uint64_t)p.updated;
@@ -191,20 +222,23 @@ fp_status_t fp_uffd_poison(int fd, void *addr, uint64_t len)
                 one.range.start = a;
                 one.range.len = 4096;
                 one.mode = UFFDIO_POISON_MODE_DONTWAKE;
-                if (ioctl(fd, UFFDIO_POISON, &one) < 0 && errno != EEXIST) {
-                    fp_error("UFFDIO_POISON %#llx: %s", (unsigned long long)a, strerror(errno));
+                if (ioctl(u->fd, UFFDIO_POISON, &one) < 0 && errno != EEXIST) {
+                    fp_error(u->log, "UFFDIO_POISON %#llx: %s", (unsigned long long)a,
+                             strerror(errno));
                     return FP_ERR_IO;
                 }
             }
-            return fp_uffd_wake(fd, addr, len);
+            return fp_uffd_wake(u, addr, len);
         }
-        fp_error("UFFDIO_POISON %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+        fp_error(u->log, "UFFDIO_POISON %p+%llu: %s", addr, (unsigned long long)len,
+                 strerror(errno));
         return FP_ERR_IO;
     }
     return FP_OK;
 }
 
-fp_status_t fp_uffd_move(int fd, void *dst, void *src, uint64_t len, bool wake, uint64_t *moved_p)
+fp_status_t fp_uffd_move(const fp_uffd_t *u, void *dst, void *src, uint64_t len, unsigned flags,
+                         uint64_t *moved_p)
 {
     struct uffdio_move m;
     int again = 0;
@@ -214,8 +248,8 @@ fp_status_t fp_uffd_move(int fd, void *dst, void *src, uint64_t len, bool wake, 
     m.dst = (uintptr_t)dst;
     m.src = (uintptr_t)src;
     m.len = len;
-    m.mode = wake ? 0 : UFFDIO_MOVE_MODE_DONTWAKE;
-    while (ioctl(fd, UFFDIO_MOVE, &m) < 0) {
+    m.mode = flags & FP_UFFD_DONTWAKE ? UFFDIO_MOVE_MODE_DONTWAKE : 0;
+    while (ioctl(u->fd, UFFDIO_MOVE, &m) < 0) {
         int err = errno;
 
         if (m.move > 0) {
@@ -231,7 +265,7 @@ fp_status_t fp_uffd_move(int fd, void *dst, void *src, uint64_t len, bool wake, 
             continue;
         if (err == EBUSY || err == EAGAIN)
             return FP_ERR_BUSY; /* not movable now (pinned, shared); the caller copes */
-        fp_error("UFFDIO_MOVE %#llx -> %#llx +%llu: %s", (unsigned long long)m.src,
+        fp_error(u->log, "UFFDIO_MOVE %#llx -> %#llx +%llu: %s", (unsigned long long)m.src,
                  (unsigned long long)m.dst, (unsigned long long)m.len, strerror(err));
         return FP_ERR_IO;
     }
@@ -239,12 +273,12 @@ fp_status_t fp_uffd_move(int fd, void *dst, void *src, uint64_t len, bool wake, 
     return FP_OK;
 }
 
-fp_status_t fp_uffd_wake(int fd, void *addr, uint64_t len)
+fp_status_t fp_uffd_wake(const fp_uffd_t *u, void *addr, uint64_t len)
 {
     struct uffdio_range range = {(uintptr_t)addr, len};
 
-    if (ioctl(fd, UFFDIO_WAKE, &range) < 0) {
-        fp_error("UFFDIO_WAKE %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
+    if (ioctl(u->fd, UFFDIO_WAKE, &range) < 0) {
+        fp_error(u->log, "UFFDIO_WAKE %p+%llu: %s", addr, (unsigned long long)len, strerror(errno));
         return FP_ERR_IO;
     }
     return FP_OK;

@@ -16,6 +16,8 @@
 
 #include <farpool/status.h>
 
+#include "common/log.h"
+
 #ifndef UFFD_FEATURE_POISON
 #define UFFD_FEATURE_POISON (1 << 14)
 #define _UFFDIO_POISON      (0x08)
@@ -60,6 +62,12 @@ struct uffdio_move {
  */
 #define FP_UFFD_FEATURES_OPTIONAL (UFFD_FEATURE_MOVE | UFFD_FEATURE_THREAD_ID)
 
+/* An open userfaultfd and the logger its wrappers say failures to. */
+typedef struct fp_uffd {
+    int fd;
+    fp_log_t *log;
+} fp_uffd_t;
+
 /*
  * Open a non-blocking userfaultfd and negotiate FP_UFFD_FEATURES, plus those
  * of FP_UFFD_FEATURES_OPTIONAL the kernel has; *@features_p (may be NULL) gets
@@ -67,46 +75,64 @@ struct uffdio_move {
  * handle kernel-mode faults, falls back to UFFD_USER_MODE_ONLY and sets
  * *@user_mode_only_p (a kernel copy into the region, such as read(2), then
  * fails with EFAULT). FP_ERR_UNSUPPORTED if the kernel lacks userfaultfd or a
- * needed feature; logs why.
+ * needed feature; logs why to @log, which the wrappers below use too.
  */
-fp_status_t fp_uffd_open(int *fd_p, bool *user_mode_only_p, uint64_t *features_p);
+fp_status_t fp_uffd_open(fp_log_t *log, fp_uffd_t *uffd_p, bool *user_mode_only_p,
+                         uint64_t *features_p);
+
+/* Close it (fd -1 afterwards; closing twice is harmless). */
+void fp_uffd_close(fp_uffd_t *uffd);
 
 /* Registration modes (UFFDIO_REGISTER_MODE_*). */
 #define FP_UFFD_MISSING UFFDIO_REGISTER_MODE_MISSING
 #define FP_UFFD_MINOR   UFFDIO_REGISTER_MODE_MINOR
 #define FP_UFFD_WP      UFFDIO_REGISTER_MODE_WP
 
+/* What the resolving calls do besides their job. */
+enum fp_uffd_flags {
+    FP_UFFD_PROTECT = 1u << 0,  /* map the pages write-protected */
+    FP_UFFD_DONTWAKE = 1u << 1, /* leave the threads waiting on the range asleep */
+};
+
 /* Register [addr, addr+len) for the faults in @modes (FP_UFFD_* ORed). */
-fp_status_t fp_uffd_register(int fd, void *addr, uint64_t len, uint64_t modes);
-fp_status_t fp_uffd_unregister(int fd, void *addr, uint64_t len);
+fp_status_t fp_uffd_register(const fp_uffd_t *u, void *addr, uint64_t len, uint64_t modes);
+fp_status_t fp_uffd_unregister(const fp_uffd_t *u, void *addr, uint64_t len);
 
 /*
- * Copy @len bytes at @src into new anonymous pages at @dst (registered, empty),
- * write-protected if @wp, and wake the threads waiting on them.
+ * Copy @len bytes at @src into new anonymous pages at @dst (registered, empty)
+ * and wake the threads waiting on them. @flags: FP_UFFD_PROTECT, FP_UFFD_DONTWAKE.
  */
-fp_status_t fp_uffd_copy(int fd, void *dst, const void *src, uint64_t len, bool wp);
+fp_status_t fp_uffd_copy(const fp_uffd_t *u, void *dst, const void *src, uint64_t len,
+                         unsigned flags);
 
-/* Map page-cache pages into the range; @wp maps them write-protected. */
-fp_status_t fp_uffd_continue(int fd, void *addr, uint64_t len, bool wp, bool wake);
+/*
+ * Map the page-cache pages of the range (minor faults) and wake the threads
+ * waiting on them; pages mapped already are skipped. @flags: FP_UFFD_PROTECT,
+ * FP_UFFD_DONTWAKE.
+ */
+fp_status_t fp_uffd_continue(const fp_uffd_t *u, void *addr, uint64_t len, unsigned flags);
 
-/* Set (@protect) or clear write protection; clearing wakes waiters unless @dontwake
- * (ignored when setting it). */
-fp_status_t fp_uffd_writeprotect(int fd, void *addr, uint64_t len, bool protect, bool dontwake);
+/* Write-protect the range: the next write to it is a write-protect fault. */
+fp_status_t fp_uffd_protect(const fp_uffd_t *u, void *addr, uint64_t len);
+
+/* Lift write protection and wake the writers waiting; @flags: FP_UFFD_DONTWAKE. */
+fp_status_t fp_uffd_unprotect(const fp_uffd_t *u, void *addr, uint64_t len, unsigned flags);
 
 /* Mark the range poisoned: an access raises SIGBUS. Wakes waiters. */
-fp_status_t fp_uffd_poison(int fd, void *addr, uint64_t len);
+fp_status_t fp_uffd_poison(const fp_uffd_t *u, void *addr, uint64_t len);
 
 /*
  * Move the anonymous pages of [src, src+len) to the empty range at @dst (both
- * writable anonymous mappings, @dst registered on @fd); no copy, no
- * allocation. Wakes threads waiting on @dst if @wake. *@moved_p gets the
- * bytes moved, from the start, also on failure. FP_ERR_BUSY, not logged, when
- * the kernel will not move a page (pinned or shared); other failures are
- * logged: FP_ERR_IO.
+ * writable anonymous mappings, @dst registered on @u); no copy, no
+ * allocation. Wakes threads waiting on @dst unless FP_UFFD_DONTWAKE. *@moved_p
+ * gets the bytes moved, from the start, also on failure. FP_ERR_BUSY, not
+ * logged, when the kernel will not move a page (pinned or shared); other
+ * failures are logged: FP_ERR_IO.
  */
-fp_status_t fp_uffd_move(int fd, void *dst, void *src, uint64_t len, bool wake, uint64_t *moved_p);
+fp_status_t fp_uffd_move(const fp_uffd_t *u, void *dst, void *src, uint64_t len, unsigned flags,
+                         uint64_t *moved_p);
 
 /* Wake threads waiting on faults in the range. */
-fp_status_t fp_uffd_wake(int fd, void *addr, uint64_t len);
+fp_status_t fp_uffd_wake(const fp_uffd_t *u, void *addr, uint64_t len);
 
 #endif /* FP_CLIENT_UFFD_H */

@@ -15,10 +15,12 @@
 
 #include <farpool/status.h>
 
+#include "log.h"
+
 #define FP_SECRET_MIN 16u
 #define FP_SECRET_MAX 1024u
 
 /* Read @path into @buf (FP_SECRET_MAX bytes); logs the reason on failure. */
-fp_status_t fp_secret_load(const char *path, uint8_t *buf, size_t *len_p);
+fp_status_t fp_secret_load(const fp_log_t *log, const char *path, uint8_t *buf, size_t *len_p);
 
 #endif /* FP_COMMON_SECRET_H */

@@ -120,11 +120,12 @@ int main(int argc, char **argv)
     fp_addr_t local;
     char local_text[96], cap_text[32], slab_text[32];
     fp_status_t status;
+    fp_log_t log;
     int opt, level;
 
-    fp_log_set_prefix("farpoold");
-    fp_log_set_level(FP_LOG_INFO);
+    fp_log_init(&log, "farpoold", FP_LOG_INFO, NULL, NULL);
     memset(&params, 0, sizeof(params));
+    params.log = &log;
     params.capacity = DEFAULT_CAPACITY;
     params.slab_size = DEFAULT_SLAB_SIZE;
     params.handshake_timeout_ms = 5000;
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
             if (level < 0)
                 return bad_usage("invalid --log-level '%s' (error, warn, info, debug, trace)",
                                  optarg);
-            fp_log_set_level((fp_log_level_t)level);
+            log.level = level;
             break;
         case 'h':
             usage(stdout);
@@ -192,7 +193,7 @@ int main(int argc, char **argv)
     if (status != FP_OK)
         return bad_usage("invalid --listen '%s' (expected HOST:PORT or [IPV6]:PORT)", listen_text);
     if (secret_file != NULL) {
-        if (fp_secret_load(secret_file, secret, &secret_len) != FP_OK)
+        if (fp_secret_load(&log, secret_file, secret, &secret_len) != FP_OK)
             return 1;
         params.secret = secret;
         params.secret_len = secret_len;
@@ -204,7 +205,7 @@ int main(int argc, char **argv)
     fp_server_local_addr(server, &local);
     fp_addr_format(&local, local_text, sizeof(local_text));
     if (port_file != NULL && write_port_file(port_file, &local) != 0) {
-        fp_error("cannot write port file %s: %s", port_file, strerror(errno));
+        fp_error(&log, "cannot write port file %s: %s", port_file, strerror(errno));
         fp_server_destroy(server);
         return 1;
     }
@@ -219,11 +220,11 @@ int main(int argc, char **argv)
 
     fp_format_size(params.capacity, cap_text, sizeof(cap_text));
     fp_format_size(params.slab_size, slab_text, sizeof(slab_text));
-    fp_info("listening on %s, capacity %s in slabs of %s, %s", local_text, cap_text, slab_text,
-            params.secret != NULL ? "secret required" : "no secret (loopback only)");
+    fp_info(&log, "listening on %s, capacity %s in slabs of %s, %s", local_text, cap_text,
+            slab_text, params.secret != NULL ? "secret required" : "no secret (loopback only)");
     status = fp_server_run(server);
     running_server = NULL;
-    fp_info("shutting down");
+    fp_info(&log, "shutting down");
     fp_server_destroy(server);
     return status == FP_OK ? 0 : 1;
 }

@@ -96,8 +96,9 @@ static void region_release_slabs(fp_region_table_t *table, fp_region_t *region, 
         fp_status_t status = fp_slab_store_release(table->store, region->slabs[i]);
 
         if (status != FP_OK)
-            fp_error("region '%s': its slab %#llx is gone: %s", region->name.text,
-                     (unsigned long long)region->slabs[i], fp_status_string(status));
+            fp_error(table->store->log, "region '%s': its slab %#llx is gone: %s",
+                     region->name.text, (unsigned long long)region->slabs[i],
+                     fp_status_string(status));
     }
 }
 

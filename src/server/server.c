@@ -122,6 +122,7 @@ typedef struct conn {
 
 struct fp_server {
     fp_server_params_t params;
+    const fp_log_t *log; /* params.log */
     uint8_t secret[1024];
     fp_slab_store_t store;
     fp_region_table_t regions;
@@ -214,7 +215,7 @@ static void reply(fp_server_t *srv, conn_t *c, fp_status_t status, const void *p
     out_item_t *item = out_item_new(1, 0, len);
 
     if (item == NULL) {
-        fp_error("%s: out of memory for a reply; closing", c->peer);
+        fp_error(srv->log, "%s: out of memory for a reply; closing", c->peer);
         c->closing = true;
         return;
     }
@@ -230,7 +231,7 @@ static void reply(fp_server_t *srv, conn_t *c, fp_status_t status, const void *p
 
 static void reply_error(fp_server_t *srv, conn_t *c, fp_status_t status, const char *what)
 {
-    fp_warn("%s: %s #%llu rejected: %s%s%s", c->peer, fp_proto_op_name(c->hdr.op),
+    fp_warn(srv->log, "%s: %s #%llu rejected: %s%s%s", c->peer, fp_proto_op_name(c->hdr.op),
             (unsigned long long)c->hdr.id, fp_status_string(status), what ? ": " : "",
             what ? what : "");
     reply(srv, c, status, NULL, 0);
@@ -276,7 +277,7 @@ static void handle_hello(fp_server_t *srv, conn_t *c, const uint8_t *payload)
     c->phase = srv->params.secret != NULL ? PHASE_AUTH : PHASE_READY;
     reply(srv, c, FP_OK, buf, sizeof(buf));
     if (c->phase == PHASE_READY)
-        fp_info("%s: client connected", c->peer);
+        fp_info(srv->log, "%s: client connected", c->peer);
 }
 
 static void handle_auth(fp_server_t *srv, conn_t *c, const uint8_t *payload)
@@ -298,7 +299,7 @@ static void handle_auth(fp_server_t *srv, conn_t *c, const uint8_t *payload)
                       client_nonce, c->key, mac);
     c->phase = PHASE_READY;
     reply(srv, c, FP_OK, mac, sizeof(mac));
-    fp_info("%s: client authenticated", c->peer);
+    fp_info(srv->log, "%s: client authenticated", c->peer);
 }
 
 static void handle_stats(fp_server_t *srv, conn_t *c)
@@ -334,7 +335,7 @@ static void handle_alloc(fp_server_t *srv, conn_t *c)
     }
     fp_proto_put_u64(buf, id);
     fp_proto_put_u64(buf + 8, srv->store.slab_size);
-    fp_debug("%s: slab %#llx allocated", c->peer, (unsigned long long)id);
+    fp_debug(srv->log, "%s: slab %#llx allocated", c->peer, (unsigned long long)id);
     reply(srv, c, FP_OK, buf, sizeof(buf));
 }
 
@@ -424,7 +425,7 @@ static void handle_region_create(fp_server_t *srv, conn_t *c, const uint8_t *pay
     }
     id = fp_region_id(&srv->regions, region);
     c->regions[c->nregions++] = id;
-    fp_info("%s: region '%s' created: %llu bytes in %u slabs", c->peer, region->name.text,
+    fp_info(srv->log, "%s: region '%s' created: %llu bytes in %u slabs", c->peer, region->name.text,
             (unsigned long long)region->size, region->nslabs);
     reply_region(srv, c, region, id);
 }
@@ -502,7 +503,7 @@ static void handle_region_delete(fp_server_t *srv, conn_t *c, const uint8_t *pay
         reply_error(srv, c, status, name.text);
         return;
     }
-    fp_info("%s: region '%s' deleted", c->peer, name.text);
+    fp_info(srv->log, "%s: region '%s' deleted", c->peer, name.text);
     reply(srv, c, FP_OK, NULL, 0);
 }
 
@@ -602,7 +603,7 @@ static void handle_data(fp_server_t *srv, conn_t *c, const uint8_t *args, uint32
     /* A WRITE borrows the item to resolve its ranges, so it needs the iovecs too. */
     item = out_item_new((int)count, count, 0);
     if (item == NULL) {
-        fp_error("%s: out of memory for a request", c->peer);
+        fp_error(srv->log, "%s: out of memory for a request", c->peer);
         c->closing = true;
         return;
     }
@@ -799,10 +800,10 @@ static bool conn_on_readable(fp_server_t *srv, conn_t *c)
             break;
         if (n <= 0) {
             if (n < 0 || c->rx != RX_HEADER || c->ipos < c->ilen)
-                fp_warn("%s: connection lost%s%s", c->peer, n < 0 ? ": " : " mid-request",
+                fp_warn(srv->log, "%s: connection lost%s%s", c->peer, n < 0 ? ": " : " mid-request",
                         n < 0 ? strerror(errno) : "");
             else
-                fp_info("%s: client disconnected", c->peer);
+                fp_info(srv->log, "%s: client disconnected", c->peer);
             if (n < 0 || c->rx != RX_HEADER || c->ipos < c->ilen)
                 srv->errors++;
             conn_close(srv, c);
@@ -845,7 +846,7 @@ static bool conn_flush(fp_server_t *srv, conn_t *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return true;
         if (n < 0) {
-            fp_warn("%s: send failed: %s", c->peer, strerror(errno));
+            fp_warn(srv->log, "%s: send failed: %s", c->peer, strerror(errno));
             srv->errors++;
             conn_close(srv, c);
             return false;
@@ -908,7 +909,7 @@ static void accept_clients(fp_server_t *srv)
 
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                fp_warn("accept: %s", strerror(errno));
+                fp_warn(srv->log, "accept: %s", strerror(errno));
             return;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -920,7 +921,7 @@ static void accept_clients(fp_server_t *srv)
             c->wslabs = malloc(FP_PROTO_MAX_RANGES * sizeof(*c->wslabs));
         }
         if (c == NULL || c->in == NULL || c->wiov == NULL || c->wslabs == NULL) {
-            fp_error("out of memory accepting a client");
+            fp_error(srv->log, "out of memory accepting a client");
             if (c != NULL) {
                 free(c->in);
                 free(c->wiov);
@@ -939,7 +940,7 @@ static void accept_clients(fp_server_t *srv)
         ev.events = EPOLLIN;
         ev.data.ptr = c;
         if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            fp_error("epoll_ctl: %s", strerror(errno));
+            fp_error(srv->log, "epoll_ctl: %s", strerror(errno));
             free(c->in);
             free(c->wiov);
             free(c->wslabs);
@@ -952,7 +953,7 @@ static void accept_clients(fp_server_t *srv)
             srv->conns->prev = c;
         srv->conns = c;
         srv->nclients++;
-        fp_debug("%s: accepted", c->peer);
+        fp_debug(srv->log, "%s: accepted", c->peer);
     }
 }
 
@@ -966,13 +967,13 @@ static void sweep(fp_server_t *srv)
         next = c->next;
         if (c->phase != PHASE_READY &&
             now - c->accepted_ns > (uint64_t)srv->params.handshake_timeout_ms * FP_NS_PER_MS) {
-            fp_warn("%s: no handshake within %d ms; closing", c->peer,
+            fp_warn(srv->log, "%s: no handshake within %d ms; closing", c->peer,
                     srv->params.handshake_timeout_ms);
             srv->errors++;
             conn_close(srv, c);
         } else if ((c->rx != RX_HEADER || c->ipos < c->ilen) &&
                    now - c->last_rx_ns > (uint64_t)srv->params.idle_timeout_ms * FP_NS_PER_MS) {
-            fp_warn("%s: %s for %d ms; closing", c->peer,
+            fp_warn(srv->log, "%s: %s for %d ms; closing", c->peer,
                     c->oq_bytes >= OUT_HIGH_WATER ? "not reading its replies"
                                                   : "stalled mid-request",
                     srv->params.idle_timeout_ms);
@@ -992,7 +993,8 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
 
     fp_addr_format(&params->listen, addr, sizeof(addr));
     if (params->secret == NULL && !fp_addr_is_loopback(&params->listen)) {
-        fp_error("refusing to listen on %s without a secret: anyone who can reach it could "
+        fp_error(params->log,
+                 "refusing to listen on %s without a secret: anyone who can reach it could "
                  "read and write the pool; give --secret-file or listen on loopback",
                  addr);
         return FP_ERR_INVALID_PARAM;
@@ -1003,6 +1005,7 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
     if (srv == NULL)
         return FP_ERR_NO_MEMORY;
     srv->params = *params;
+    srv->log = params->log;
     if (params->secret != NULL) {
         memcpy(srv->secret, params->secret, params->secret_len);
         srv->params.secret = srv->secret;
@@ -1013,9 +1016,9 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         status = FP_ERR_NO_MEMORY;
         goto err_free;
     }
-    status = fp_slab_store_init(&srv->store, params->capacity, params->slab_size);
+    status = fp_slab_store_init(&srv->store, params->capacity, params->slab_size, params->log);
     if (status != FP_OK) {
-        fp_error("bad capacity or slab size: %s", fp_status_string(status));
+        fp_error(srv->log, "bad capacity or slab size: %s", fp_status_string(status));
         goto err_free;
     }
     status = fp_region_table_init(&srv->regions, &srv->store, FP_REGION_TABLE_MAX);
@@ -1029,14 +1032,14 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
     srv->listen_fd =
         socket(params->listen.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (srv->listen_fd < 0) {
-        fp_error("socket: %s", strerror(errno));
+        fp_error(srv->log, "socket: %s", strerror(errno));
         status = FP_ERR_IO;
         goto err_regions;
     }
     setsockopt(srv->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(srv->listen_fd, (const struct sockaddr *)&params->listen.ss, params->listen.len) < 0 ||
         listen(srv->listen_fd, 512) < 0) {
-        fp_error("cannot listen on %s: %s", addr, strerror(errno));
+        fp_error(srv->log, "cannot listen on %s: %s", addr, strerror(errno));
         status = FP_ERR_IO;
         goto err_close_listen;
     }
@@ -1046,7 +1049,7 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
     srv->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (srv->stop_fd < 0 || srv->epfd < 0) {
-        fp_error("eventfd/epoll: %s", strerror(errno));
+        fp_error(srv->log, "eventfd/epoll: %s", strerror(errno));
         status = FP_ERR_IO;
         goto err_close_fds;
     }
@@ -1123,7 +1126,7 @@ fp_status_t fp_server_run(fp_server_t *srv)
         uint64_t now;
 
         if (n < 0 && errno != EINTR) {
-            fp_error("epoll_wait: %s", strerror(errno));
+            fp_error(srv->log, "epoll_wait: %s", strerror(errno));
             return FP_ERR_IO;
         }
         for (int i = 0; i < n; i++) {

@@ -16,6 +16,7 @@
 
 #include <farpool/status.h>
 
+#include "common/log.h"
 #include "common/parse.h"
 
 typedef struct fp_server fp_server_t;
@@ -28,6 +29,7 @@ typedef struct fp_server_params {
     size_t secret_len;
     int handshake_timeout_ms; /* HELLO (and AUTH) must complete within this */
     int idle_timeout_ms;      /* a connection stuck mid-frame is closed after this */
+    fp_log_t *log;            /* where the node logs; owned by the caller, outlives the server */
 } fp_server_params_t;
 
 /*

@@ -21,11 +21,13 @@ static uint32_t slab_gen(uint64_t id)
     return (uint32_t)(id >> 32);
 }
 
-fp_status_t fp_slab_store_init(fp_slab_store_t *store, uint64_t capacity, uint64_t slab_size)
+fp_status_t fp_slab_store_init(fp_slab_store_t *store, uint64_t capacity, uint64_t slab_size,
+                               const fp_log_t *log)
 {
     uint64_t nslots;
 
     memset(store, 0, sizeof(*store));
+    store->log = log;
     if (slab_size < FP_SLAB_MIN_SIZE || slab_size > FP_SLAB_MAX_SIZE ||
         (slab_size & (slab_size - 1)) != 0 || capacity < slab_size)
         return FP_ERR_INVALID_PARAM;
@@ -93,8 +95,8 @@ fp_status_t fp_slab_store_alloc(fp_slab_store_t *store, const uint8_t *owner, ui
     slab = &store->slabs[index];
     slab->base = slab_map(store->slab_size);
     if (slab->base == NULL) {
-        fp_error("cannot map a slab of %llu bytes: %s", (unsigned long long)store->slab_size,
-                 strerror(errno));
+        fp_error(store->log, "cannot map a slab of %llu bytes: %s",
+                 (unsigned long long)store->slab_size, strerror(errno));
         return FP_ERR_NO_MEMORY;
     }
     store->nfree--;

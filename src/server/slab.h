@@ -29,6 +29,7 @@
 
 #include <farpool/status.h>
 
+#include "common/log.h"
 #include "proto/proto.h"
 
 typedef struct fp_slab {
@@ -49,6 +50,7 @@ typedef struct fp_slab_store {
     fp_slab_t *slabs;
     uint32_t *free_idx; /* stack of unused descriptor indexes */
     uint32_t nfree;
+    const fp_log_t *log; /* where allocation failures are said */
 } fp_slab_store_t;
 
 #define FP_SLAB_MIN_SIZE (64ull << 10)
@@ -59,7 +61,8 @@ typedef struct fp_slab_store {
  * in [FP_SLAB_MIN_SIZE, FP_SLAB_MAX_SIZE], at most @capacity). No memory is
  * mapped until slabs are allocated.
  */
-fp_status_t fp_slab_store_init(fp_slab_store_t *store, uint64_t capacity, uint64_t slab_size);
+fp_status_t fp_slab_store_init(fp_slab_store_t *store, uint64_t capacity, uint64_t slab_size,
+                               const fp_log_t *log);
 
 /* Unmap every slab and free the descriptors. */
 void fp_slab_store_cleanup(fp_slab_store_t *store);

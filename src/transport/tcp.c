@@ -122,7 +122,7 @@ static void tcp_break(tcp_transport_t *t, fp_status_t why, unsigned *completed)
     fp_status_t status = why == FP_ERR_CANCELED ? FP_ERR_CANCELED : FP_ERR_NOT_CONNECTED;
 
     if (!t->broken && why != FP_ERR_CANCELED)
-        fp_warn("connection to %s lost: %s", t->peer, fp_status_string(why));
+        fp_warn(t->super.log, "connection to %s lost: %s", t->peer, fp_status_string(why));
     t->broken = true;
     t->sq_head = t->sq_tail = NULL;
     t->batch_len = t->batch_pos = 0;
@@ -151,6 +151,7 @@ static fp_status_t tcp_connect(const fp_addr_t *addr, const fp_transport_params_
         return FP_ERR_NO_MEMORY;
     t->super.ops = &fp_transport_tcp_ops;
     t->super.interrupt_fd = -1;
+    t->super.log = params->log;
     fp_addr_format(addr, t->peer, sizeof(t->peer));
     t->nslots = params->max_inflight ? params->max_inflight : 1024;
     t->slots = calloc(t->nslots, sizeof(*t->slots));
@@ -168,7 +169,7 @@ static fp_status_t tcp_connect(const fp_addr_t *addr, const fp_transport_params_
 
     t->fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (t->fd < 0) {
-        fp_error("socket: %s", strerror(errno));
+        fp_error(t->super.log, "socket: %s", strerror(errno));
         status = FP_ERR_IO;
         goto err_free;
     }
@@ -188,7 +189,8 @@ static fp_status_t tcp_connect(const fp_addr_t *addr, const fp_transport_params_
             err = poll(&pfd, 1, params->connect_timeout_ms);
         } while (err < 0 && errno == EINTR);
         if (err == 0) {
-            fp_error("connect to %s: timed out after %d ms", t->peer, params->connect_timeout_ms);
+            fp_error(t->super.log, "connect to %s: timed out after %d ms", t->peer,
+                     params->connect_timeout_ms);
             status = FP_ERR_TIMED_OUT;
             goto err_close_fd;
         }
@@ -205,7 +207,7 @@ static fp_status_t tcp_connect(const fp_addr_t *addr, const fp_transport_params_
     return FP_OK;
 
 err_connect:
-    fp_error("connect to %s: %s", t->peer, strerror(err));
+    fp_error(t->super.log, "connect to %s: %s", t->peer, strerror(err));
     status = FP_ERR_NOT_CONNECTED;
 err_close_fd:
     close(t->fd);
@@ -352,7 +354,7 @@ static fp_status_t tcp_flush(tcp_transport_t *t)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return FP_OK;
-            fp_debug("sendmsg to %s: %s", t->peer, strerror(errno));
+            fp_debug(t->super.log, "sendmsg to %s: %s", t->peer, strerror(errno));
             return FP_ERR_NOT_CONNECTED;
         }
         tcp_batch_advance(t, (size_t)n);
@@ -386,7 +388,7 @@ static fp_status_t tcp_rx_header(tcp_transport_t *t, const uint8_t *buf)
 
     status = fp_proto_hdr_decode(buf, true, h);
     if (status != FP_OK) {
-        fp_error("bad reply header from %s: %s", t->peer, fp_status_string(status));
+        fp_error(t->super.log, "bad reply header from %s: %s", t->peer, fp_status_string(status));
         return FP_ERR_PROTOCOL;
     }
     if (slot_of(h->id) >= t->nslots)
@@ -398,7 +400,7 @@ static fp_status_t tcp_rx_header(tcp_transport_t *t, const uint8_t *buf)
     if (h->status != 0               ? h->length != 0
         : fp_proto_op_is_data(h->op) ? h->length != read_length(xfer)
                                      : h->length > iov_capacity(xfer)) {
-        fp_error("reply from %s to %s #%llx has %u bytes, %zu expected", t->peer,
+        fp_error(t->super.log, "reply from %s to %s #%llx has %u bytes, %zu expected", t->peer,
                  fp_proto_op_name(h->op), (unsigned long long)h->id, h->length,
                  h->status != 0               ? (size_t)0
                  : fp_proto_op_is_data(h->op) ? read_length(xfer)
@@ -414,8 +416,8 @@ static fp_status_t tcp_rx_header(tcp_transport_t *t, const uint8_t *buf)
     return FP_OK;
 
 err_unknown:
-    fp_error("reply from %s for unknown request %s #%llx", t->peer, fp_proto_op_name(h->op),
-             (unsigned long long)h->id);
+    fp_error(t->super.log, "reply from %s for unknown request %s #%llx", t->peer,
+             fp_proto_op_name(h->op), (unsigned long long)h->id);
     return FP_ERR_PROTOCOL;
 }
 
@@ -535,11 +537,11 @@ static fp_status_t tcp_fill(tcp_transport_t *t, int flags)
         return FP_ERR_BUSY;
     }
     if (n == 0) {
-        fp_debug("connection to %s closed by peer", t->peer);
+        fp_debug(t->super.log, "connection to %s closed by peer", t->peer);
         return FP_ERR_NOT_CONNECTED;
     }
     if (n < 0) {
-        fp_debug("recv from %s: %s", t->peer, strerror(errno));
+        fp_debug(t->super.log, "recv from %s: %s", t->peer, strerror(errno));
         return FP_ERR_NOT_CONNECTED;
     }
     t->maybe_readable = (size_t)n == want;
@@ -710,7 +712,7 @@ static fp_status_t tcp_progress(fp_transport_t *tp, int timeout_ms, unsigned *co
         pfd.revents = 0;
         rc = poll(&pfd, 1, wait_ms);
         if (rc < 0 && errno != EINTR) {
-            fp_error("poll: %s", strerror(errno));
+            fp_error(t->super.log, "poll: %s", strerror(errno));
             status = FP_ERR_IO;
             goto out;
         }

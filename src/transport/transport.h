@@ -32,6 +32,7 @@
 
 #include <farpool/status.h>
 
+#include "common/log.h"
 #include "common/parse.h"
 #include "proto/proto.h"
 
@@ -75,6 +76,7 @@ typedef struct fp_transport_params {
     int sndbuf; /* socket buffer sizes, bytes; 0 = backend default */
     int rcvbuf;
     uint32_t max_inflight; /* requests in flight; power of two; 0 = 1024 */
+    fp_log_t *log;         /* where the connection logs (NULL: the default); outlives it */
 } fp_transport_params_t;
 
 typedef struct fp_transport_ops {
@@ -93,6 +95,7 @@ typedef struct fp_transport_ops {
 struct fp_transport {
     const fp_transport_ops_t *ops;
     int interrupt_fd; /* see fp_transport_interrupt_on(); -1: none */
+    fp_log_t *log;    /* params->log */
 };
 
 extern const fp_transport_ops_t fp_transport_tcp_ops;
