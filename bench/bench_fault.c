@@ -416,7 +416,7 @@ static fp_status_t seq_pass(const bench_t *b, const bench_region_t *r, map_mode_
     t1 = fp_time_ns();
     thr1 = rusage_faults(RUSAGE_THREAD);
     proc1 = rusage_faults(RUSAGE_SELF);
-    farpool_region_stats(m.region, &st);
+    farpool_region_stats(m.region, &st, sizeof(st));
     mapping_close(&m);
     check_stats(r, &st);
     if (bad_page != UINT64_MAX)
@@ -592,7 +592,7 @@ static void engine_settle(const mapping_t *m, uint64_t blocks)
     uint64_t deadline = fp_time_ns() + BENCH_IO_TIMEOUT_MS * FP_NS_PER_MS;
     farpool_stats_t st;
 
-    while (farpool_region_stats(m->region, &st) == FP_OK &&
+    while (farpool_region_stats(m->region, &st, sizeof(st)) == FP_OK &&
            st.blocks_fetched + st.fetch_errors < blocks && fp_time_ns() < deadline)
         bench_sleep_us(20);
 }
@@ -703,7 +703,7 @@ static fp_status_t rand_measure(bench_t *b, const bench_region_t *r, map_mode_t 
             turn++;
         }
         if (first)
-            farpool_region_stats(m.region, st_p);
+            farpool_region_stats(m.region, st_p, sizeof(*st_p));
         mapping_close(&m);
         if (status != FP_OK)
             return status;
@@ -726,7 +726,8 @@ static fp_status_t rand_measure(bench_t *b, const bench_region_t *r, map_mode_t 
  * the message and the copy.
  */
 typedef struct floor_server {
-    int uffd, stop; /* stop: an eventfd, written when the measurement is over */
+    fp_uffd_t uffd;
+    int stop; /* an eventfd, written when the measurement is over */
     const uint8_t *page;
 } floor_server_t;
 
@@ -735,7 +736,7 @@ static void *floor_serve(void *arg)
     floor_server_t *f = arg;
 
     for (;;) {
-        struct pollfd pfd[2] = {{f->uffd, POLLIN, 0}, {f->stop, POLLIN, 0}};
+        struct pollfd pfd[2] = {{f->uffd.fd, POLLIN, 0}, {f->stop, POLLIN, 0}};
         struct uffdio_copy copy;
         struct uffd_msg msg;
 
@@ -743,7 +744,7 @@ static void *floor_serve(void *arg)
             return NULL;
         if (pfd[1].revents != 0 || (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)))
             return NULL;
-        if (read(f->uffd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+        if (read(f->uffd.fd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg))
             continue;
         if (msg.event != UFFD_EVENT_PAGEFAULT)
             continue;
@@ -751,7 +752,7 @@ static void *floor_serve(void *arg)
         copy.dst = msg.arg.pagefault.address & ~(uint64_t)(PAGE - 1);
         copy.src = (uintptr_t)f->page;
         copy.len = PAGE;
-        ioctl(f->uffd, UFFDIO_COPY, &copy);
+        ioctl(f->uffd.fd, UFFDIO_COPY, &copy);
     }
 }
 
@@ -772,11 +773,11 @@ static fp_status_t floor_measure(bench_t *b, unsigned count, double *med_p, doub
     }
     memset(page, 0x5a, PAGE);
     madvise(area, len, MADV_NOHUGEPAGE);
-    status = fp_uffd_open(&f.uffd, &umo, NULL);
+    status = fp_uffd_open(NULL, &f.uffd, &umo, NULL);
     if (status == FP_OK) {
-        status = fp_uffd_register(f.uffd, area, len, FP_UFFD_MISSING);
+        status = fp_uffd_register(&f.uffd, area, len, FP_UFFD_MISSING);
         if (status != FP_OK)
-            close(f.uffd);
+            fp_uffd_close(&f.uffd);
     }
     if (status != FP_OK) {
         munmap(page, PAGE);
@@ -788,7 +789,7 @@ static fp_status_t floor_measure(bench_t *b, unsigned count, double *med_p, doub
     if (f.stop < 0 || pthread_create(&th, NULL, floor_serve, &f) != 0) {
         if (f.stop >= 0)
             close(f.stop);
-        close(f.uffd);
+        fp_uffd_close(&f.uffd);
         munmap(page, PAGE);
         munmap(area, len);
         return FP_ERR_NO_MEMORY;
@@ -803,8 +804,8 @@ static fp_status_t floor_measure(bench_t *b, unsigned count, double *med_p, doub
     (void)!write(f.stop, &(uint64_t){1}, sizeof(uint64_t));
     pthread_join(th, NULL);
     close(f.stop);
-    fp_uffd_unregister(f.uffd, area, len);
-    close(f.uffd);
+    fp_uffd_unregister(&f.uffd, area, len);
+    fp_uffd_close(&f.uffd);
     munmap(page, PAGE);
     munmap(area, len);
     return FP_OK;
@@ -1346,8 +1347,6 @@ int main(int argc, char **argv)
     b.cfg.format = format;
     b.cfg.farpoold = farpoold;
     b.rng = fp_time_ns() | 1;
-    fp_log_set_prefix("bench_fault");
-    fp_log_set_level(FP_LOG_WARN);
     bench_init("bench_fault");
 
     /* Children first, before this process holds large buffers. */

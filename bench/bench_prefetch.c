@@ -140,7 +140,7 @@ static double seq_read(farpool_context_t *ctx, const char *name, uint64_t size, 
     *cpus_p = bench_cpu_busy(&c0, &c1);
     {
         farpool_stats_t st;
-        farpool_region_stats(r, &st);
+        farpool_region_stats(r, &st, sizeof(st));
         fprintf(
             stderr,
             "  seq: %.3f s, the application's thread on a CPU %.3f s (user %.3f s); faults "
@@ -223,7 +223,7 @@ static double swap(farpool_context_t *ctx, const char *name, uint64_t expert, do
         pthread_join(watcher, NULL);
     {
         farpool_stats_t st;
-        farpool_region_stats(r, &st);
+        farpool_region_stats(r, &st, sizeof(st));
         fprintf(stderr,
                 "  %s: load %.4f s; faults %" PRIu64 ", minor %" PRIu64 ", fetched %" PRIu64
                 ", prefetch issued %" PRIu64 " (hinted %" PRIu64 "), late %" PRIu64

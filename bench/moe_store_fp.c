@@ -275,7 +275,7 @@ static void fp_sample(moe_store_t *s, moe_io_t *io_p)
     farpool_stats_t st;
 
     memset(io_p, 0, sizeof(*io_p));
-    if (f->region == NULL || farpool_region_stats(f->region, &st) != FP_OK)
+    if (f->region == NULL || farpool_region_stats(f->region, &st, sizeof(st)) != FP_OK)
         return;
     io_p->fp_faults = st.faults + st.minor_faults;
     io_p->bytes_moved = st.bytes_in;
@@ -287,7 +287,8 @@ static fp_status_t fp_run_end(moe_store_t *s, moe_io_t *io_p)
     fp_status_t status = FP_OK;
 
     memset(io_p, 0, sizeof(*io_p));
-    if (f->region != NULL && farpool_region_stats(f->region, &io_p->fp) == FP_OK) {
+    if (f->region != NULL &&
+        farpool_region_stats(f->region, &io_p->fp, sizeof(io_p->fp)) == FP_OK) {
         io_p->has_fp = true;
         io_p->fp_faults = io_p->fp.faults + io_p->fp.minor_faults;
         io_p->bytes_moved = io_p->fp.bytes_in;

@@ -356,7 +356,7 @@ static farpool_node_stats_t get_stats(farpool_node_t *node)
     farpool_node_stats_t s;
 
     memset(&s, 0xff, sizeof(s));
-    assert_ok(farpool_node_stats(node, &s));
+    assert_ok(farpool_node_stats(node, &s, sizeof(s)));
     return s;
 }
 
@@ -1052,7 +1052,7 @@ static void test_daemon_killed(void **state)
     /* And from then on, for every call. */
     assert_status(farpool_slab_write(node, slab, 0, buf, sizeof(buf)), FP_ERR_NOT_CONNECTED);
     assert_status(farpool_node_ping(node, NULL), FP_ERR_NOT_CONNECTED);
-    assert_status(farpool_node_stats(node, &s), FP_ERR_NOT_CONNECTED);
+    assert_status(farpool_node_stats(node, &s, sizeof(s)), FP_ERR_NOT_CONNECTED);
     assert_status(farpool_slab_alloc(node, &slab, NULL), FP_ERR_NOT_CONNECTED);
     assert_status(farpool_slab_free(node, slab), FP_ERR_NOT_CONNECTED);
     assert_true(now_ms() - t0 < 2000);
@@ -1081,7 +1081,7 @@ static void test_daemon_killed_each_call(void **state)
             status = farpool_node_ping(node, NULL);
             break;
         case 1:
-            status = farpool_node_stats(node, &s);
+            status = farpool_node_stats(node, &s, sizeof(s));
             break;
         case 2:
             status = farpool_slab_alloc(node, &slab, NULL);

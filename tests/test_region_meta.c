@@ -74,7 +74,7 @@ static farpool_node_t *connect_key(const fp_test_daemon_t *d, const char *key)
 static farpool_node_stats_t stats_of(farpool_node_t *node)
 {
     farpool_node_stats_t st;
-    fp_status_t status = farpool_node_stats(node, &st);
+    fp_status_t status = farpool_node_stats(node, &st, sizeof(st));
 
     if (status != FP_OK)
         fail_msg("STATS: %s", fp_status_string(status));

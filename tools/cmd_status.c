@@ -212,7 +212,7 @@ int cli_status(int argc, char **argv)
         return cli_usage_error("status ", "--node ADDR:PORT or --clients is required");
     if (cli_connect(addr, secret_file, &node) != FP_OK)
         return CLI_EXIT_FAILURE;
-    status = farpool_node_stats(node, &stats);
+    status = farpool_node_stats(node, &stats, sizeof(stats));
     farpool_node_close(node);
     if (status != FP_OK) {
         fprintf(stderr, "farpool: status of %s: %s\n", addr, fp_status_string(status));

@@ -26,14 +26,39 @@
 extern "C" {
 #endif
 
-#if defined(FP_BUILDING_LIBRARY)
-#define FARPOOL_API __attribute__((visibility("default")))
-#else
-#define FARPOOL_API
-#endif
+/**
+ * Version of these headers, MAJOR*10000 + MINOR*100 + PATCH. The library a
+ * program runs with says its own with farpool_version(): the two differ when
+ * the program was built against other headers than the installed library's.
+ * Within one MAJOR.MINOR the ABI only grows (symbols are versioned per
+ * release, output structs are filled up to the size the caller passes).
+ */
+#define FARPOOL_VERSION 200
 
-/** Library version, MAJOR*10000 + MINOR*100 + PATCH. */
-#define FARPOOL_VERSION 100
+/** The version of the library itself (as FARPOOL_VERSION). */
+FARPOOL_API unsigned farpool_version(void);
+
+/** The same as a string, "MAJOR.MINOR.PATCH". Static; never NULL. */
+FARPOOL_API const char *farpool_version_string(void);
+
+/** Levels of log lines, from the most to the least important. */
+typedef enum farpool_log_level {
+    FARPOOL_LOG_ERROR = 0, /* something failed: a fetch, a write-back, a connection */
+    FARPOOL_LOG_WARN = 1,  /* something the user should know: a refused write, a lost node */
+    FARPOOL_LOG_INFO = 2,  /* lifecycle: connected, mapped */
+    FARPOOL_LOG_DEBUG = 3,
+    FARPOOL_LOG_TRACE = 4, /* every fault and fetch */
+} farpool_log_level_t;
+
+/**
+ * Where the library's log lines go instead of standard error: called with
+ * @arg as given in the parameters, the line's level and the line itself
+ * (no trailing newline, no time or program prefix; valid during the call
+ * only). It may be called from any thread of the library (a region's fault
+ * thread included) and from several at once; it must not call back into
+ * the library.
+ */
+typedef void (*farpool_log_func_t)(void *arg, farpool_log_level_t level, const char *line);
 
 /** A connection to one memory node (farpoold). */
 typedef struct farpool_node farpool_node_t;
@@ -44,6 +69,7 @@ enum farpool_node_params_field {
     FARPOOL_NODE_PARAM_SECRET_FILE = 1u << 1, /* secret_file */
     FARPOOL_NODE_PARAM_TIMEOUT = 1u << 2,     /* timeout_ms */
     FARPOOL_NODE_PARAM_CLIENT_KEY = 1u << 3,  /* client_key */
+    FARPOOL_NODE_PARAM_LOG = 1u << 4,         /* log_level, log_func, log_arg */
 };
 
 /**
@@ -64,9 +90,21 @@ typedef struct farpool_node_params {
      * presenting the same key share them. Default: a fresh random key.
      */
     uint8_t client_key[16];
+    /**
+     * Lines above @log_level are dropped; the others go to @log_func (NULL:
+     * standard error). Default: the level $FARPOOL_LOG_LEVEL names when the
+     * handle is made, else FARPOOL_LOG_WARN; standard error.
+     */
+    farpool_log_level_t log_level;
+    farpool_log_func_t log_func;
+    void *log_arg;
 } farpool_node_params_t;
 
-/** Statistics of one memory node, as `farpool status` shows them. */
+/**
+ * Statistics of one memory node, as `farpool status` shows them. New fields
+ * are only ever appended: farpool_node_stats() fills as many bytes as the
+ * caller says its struct has.
+ */
 typedef struct farpool_node_stats {
     uint64_t capacity;      /* bytes the node may donate */
     uint64_t used;          /* bytes in allocated slabs */
@@ -113,8 +151,14 @@ FARPOOL_API fp_status_t farpool_slab_read(farpool_node_t *node, uint64_t slab_id
 FARPOOL_API fp_status_t farpool_slab_write(farpool_node_t *node, uint64_t slab_id, uint64_t offset,
                                            const void *buf, size_t len);
 
-/** Fetch the node's statistics. */
-FARPOOL_API fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats_p);
+/**
+ * Fetch the node's statistics into @stats_p, whose size is @stats_size (pass
+ * sizeof(farpool_node_stats_t)): a program built against older headers gets
+ * the fields it knows, one built against newer headers finds the fields this
+ * library does not know zeroed.
+ */
+FARPOOL_API fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats_p,
+                                           size_t stats_size);
 
 /** Round trip to the node; returns the time it took in nanoseconds. */
 FARPOOL_API fp_status_t farpool_node_ping(farpool_node_t *node, uint64_t *rtt_ns_p);
@@ -143,6 +187,7 @@ enum farpool_context_params_field {
     FARPOOL_CONTEXT_PARAM_TIMEOUT = 1u << 3,     /* timeout_ms */
     FARPOOL_CONTEXT_PARAM_READAHEAD = 1u << 4,   /* readahead */
     FARPOOL_CONTEXT_PARAM_PREFAULT = 1u << 5,    /* prefault */
+    FARPOOL_CONTEXT_PARAM_LOG = 1u << 6,         /* log_level, log_func, log_arg */
 };
 
 typedef struct farpool_context_params {
@@ -176,6 +221,16 @@ typedef struct farpool_context_params {
      * allocate as blocks arrive and free as they leave.
      */
     int prefault;
+    /**
+     * Lines above @log_level are dropped; the others go to @log_func (NULL:
+     * standard error), for everything the context does: its connections and
+     * its regions' fault threads. Default: the level $FARPOOL_LOG_LEVEL names
+     * when the context is created, else FARPOOL_LOG_WARN; standard error.
+     * Nothing outside the context changes.
+     */
+    farpool_log_level_t log_level;
+    farpool_log_func_t log_func;
+    void *log_arg;
 } farpool_context_params_t;
 
 /** Connect to the nodes. On FP_OK *@ctx_p is freed with farpool_context_destroy(). */
@@ -264,7 +319,11 @@ FARPOOL_API fp_status_t farpool_prefetch_wait(farpool_region_t *region);
  */
 FARPOOL_API fp_status_t farpool_release(farpool_region_t *region, const void *addr, size_t len);
 
-/** Counters of a mapped region since it was mapped. */
+/**
+ * Counters of a mapped region since it was mapped. New fields are only ever
+ * appended: farpool_region_stats() fills as many bytes as the caller says
+ * its struct has.
+ */
 typedef struct farpool_stats {
     uint64_t faults;         /* missing-page faults handled (fetches and waits) */
     uint64_t minor_faults;   /* touches of cached blocks (the LRU's access signal) */
@@ -293,7 +352,12 @@ typedef struct farpool_stats {
     uint64_t prefetch_hinted;
 } farpool_stats_t;
 
-FARPOOL_API fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p);
+/**
+ * Read @region's counters into @stats_p, whose size is @stats_size (pass
+ * sizeof(farpool_stats_t)); all zero while the region is not mapped.
+ */
+FARPOOL_API fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p,
+                                             size_t stats_size);
 
 /** Description of a status code (same as fp_status_string()). */
 FARPOOL_API const char *farpool_status_string(fp_status_t status);

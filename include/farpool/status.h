@@ -16,6 +16,16 @@
 extern "C" {
 #endif
 
+/*
+ * Marks the functions libfarpool.so exports. The library is built with
+ * -fvisibility=hidden, so a public function without it does not link.
+ */
+#if defined(FP_BUILDING_LIBRARY)
+#define FARPOOL_API __attribute__((visibility("default")))
+#else
+#define FARPOOL_API
+#endif
+
 typedef enum fp_status {
     FP_OK = 0,
     FP_ERR_NO_MEMORY = -1,     /* local allocation failed */
@@ -36,14 +46,15 @@ typedef enum fp_status {
     FP_ERR_TOO_LARGE = -16,    /* a frame or request over the protocol's limits */
     FP_ERR_CANCELED = -17,     /* the request was dropped before completion */
     FP_ERR_EXISTS = -18,       /* the name is taken (a region) */
-    FP_ERR_LAST = -19
+    FP_ERR_IN_USE = -19,       /* the object is in use elsewhere (a region open) */
+    FP_ERR_LAST = -20
 } fp_status_t;
 
 /*
  * A short, static, human-readable description of @status ("no space left on
  * node"). Unknown values give "unknown status". Never returns NULL.
  */
-const char *fp_status_string(fp_status_t status);
+FARPOOL_API const char *fp_status_string(fp_status_t status);
 
 #ifdef __cplusplus
 }

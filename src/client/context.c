@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/abi.h"
 #include "common/log.h"
 #include "engine.h"
 #include "proto/proto.h"
@@ -22,6 +23,7 @@
 #define MAX_NODES           64
 
 struct farpool_context {
+    fp_log_t log; /* from the parameters; shared by the context's connections and engines */
     char *nodes[MAX_NODES];
     size_t nnodes;
     char secret_file[PATH_MAX];
@@ -54,20 +56,26 @@ fp_status_t farpool_context_create(const farpool_context_params_t *params,
     farpool_context_t *ctx;
     fp_status_t status;
 
+    fp_log_t log;
+
+    fp_log_init_params(&log, "farpool", (mask & FARPOOL_CONTEXT_PARAM_LOG) != 0,
+                       (mask & FARPOOL_CONTEXT_PARAM_LOG) ? params->log_level : FARPOOL_LOG_WARN,
+                       (mask & FARPOOL_CONTEXT_PARAM_LOG) ? params->log_func : NULL,
+                       (mask & FARPOOL_CONTEXT_PARAM_LOG) ? params->log_arg : NULL);
     if (ctx_p == NULL || !(mask & FARPOOL_CONTEXT_PARAM_NODES) || params->nodes == NULL ||
         params->nnodes == 0 || params->nnodes > MAX_NODES) {
-        fp_error("a context needs 1 to %d memory nodes", MAX_NODES);
+        fp_error(&log, "a context needs 1 to %d memory nodes", MAX_NODES);
         return FP_ERR_INVALID_PARAM;
-    }
-    {
-        /* The one environment knob of logging; see docs/environment.md. */
-        const char *level = getenv("FARPOOL_LOG_LEVEL");
-        if (level != NULL && fp_log_level_parse(level) >= 0)
-            fp_log_set_level((fp_log_level_t)fp_log_level_parse(level));
     }
     ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return FP_ERR_NO_MEMORY;
+    ctx->log = log;
+    /* Its connections log the same way. */
+    ctx->np.field_mask |= FARPOOL_NODE_PARAM_LOG;
+    ctx->np.log_level = (farpool_log_level_t)log.level;
+    ctx->np.log_func = log.func;
+    ctx->np.log_arg = log.arg;
     for (size_t i = 0; i < params->nnodes; i++) {
         ctx->nodes[i] = strdup(params->nodes[i]);
         if (ctx->nodes[i] == NULL) {
@@ -186,8 +194,8 @@ fp_status_t farpool_region_delete(farpool_context_t *ctx, const char *name)
         return FP_ERR_INVALID_PARAM;
     for (farpool_region_t *r = ctx->regions; r != NULL; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            fp_error("region %s is open in this context; close it first", name);
-            return FP_ERR_BUSY;
+            fp_error(&ctx->log, "region %s is open in this context; close it first", name);
+            return FP_ERR_IN_USE;
         }
     }
     return fp_region_meta_delete(ctx->ctl, name);
@@ -216,6 +224,7 @@ fp_status_t farpool_map(farpool_region_t *region, void **addr_p)
     ep.cache_budget = ctx->cache_budget;
     ep.readahead = ctx->readahead;
     ep.prefault = ctx->prefault;
+    ep.log = &ctx->log;
     status = fp_engine_start(&ep, &region->engine, &region->addr);
     if (status != FP_OK)
         return status;
@@ -314,14 +323,16 @@ fp_status_t farpool_release(farpool_region_t *region, const void *addr, size_t l
     return status == FP_OK ? fp_engine_release(region->engine, off, len) : status;
 }
 
-fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p)
+fp_status_t farpool_region_stats(farpool_region_t *region, farpool_stats_t *stats_p,
+                                 size_t stats_size)
 {
-    if (region == NULL || stats_p == NULL)
+    farpool_stats_t st;
+
+    if (region == NULL || stats_p == NULL || stats_size == 0)
         return FP_ERR_INVALID_PARAM;
-    if (region->engine == NULL) {
-        memset(stats_p, 0, sizeof(*stats_p));
-        return FP_OK;
-    }
-    fp_engine_stats(region->engine, stats_p);
+    memset(&st, 0, sizeof(st));
+    if (region->engine != NULL)
+        fp_engine_stats(region->engine, &st);
+    fp_copy_out(stats_p, stats_size, &st, sizeof(st));
     return FP_OK;
 }

@@ -22,6 +22,7 @@
 
 #include "node.h"
 
+#include "common/abi.h"
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/time.h"
@@ -33,6 +34,7 @@
 #define DEFAULT_TIMEOUT_MS 10000
 
 struct farpool_node {
+    fp_log_t log;       /* from the parameters; the transport's too */
     fp_transport_t *tp; /* NULL once broken */
     char addr[96];
     uint8_t key[FP_PROTO_KEY_SIZE];
@@ -105,7 +107,7 @@ static fp_status_t node_progress(farpool_node_t *node, uint64_t deadline)
     fp_status_t status;
 
     if (now >= deadline) {
-        fp_error("node %s: no reply within %d ms; closing the connection", node->addr,
+        fp_error(&node->log, "node %s: no reply within %d ms; closing the connection", node->addr,
                  node->timeout_ms);
         node_break(node);
         return FP_ERR_TIMED_OUT;
@@ -165,7 +167,7 @@ static fp_status_t node_handshake(farpool_node_t *node, const uint8_t *secret, s
     if (status == FP_OK)
         status = fp_proto_hello_rep_decode(buf, len, &rep);
     if (status != FP_OK) {
-        fp_error("node %s: HELLO failed: %s", node->addr, fp_status_string(status));
+        fp_error(&node->log, "node %s: HELLO failed: %s", node->addr, fp_status_string(status));
         return status;
     }
     node->node_id = rep.node_id;
@@ -174,7 +176,8 @@ static fp_status_t node_handshake(farpool_node_t *node, const uint8_t *secret, s
     if (!(rep.flags & FP_PROTO_HELLO_AUTH_REQUIRED))
         return FP_OK;
     if (secret == NULL) {
-        fp_error("node %s requires a secret (--secret-file or FARPOOL_SECRET_FILE)", node->addr);
+        fp_error(&node->log, "node %s requires a secret (--secret-file or FARPOOL_SECRET_FILE)",
+                 node->addr);
         return FP_ERR_AUTH;
     }
     status = fp_proto_random(auth, FP_PROTO_NONCE_SIZE);
@@ -184,13 +187,13 @@ static fp_status_t node_handshake(farpool_node_t *node, const uint8_t *secret, s
                       auth + FP_PROTO_NONCE_SIZE);
     status = fp_node_call(node, FP_OP_AUTH, auth, sizeof(auth), mac, sizeof(mac), &len);
     if (status != FP_OK) {
-        fp_error("node %s: authentication failed: %s", node->addr,
+        fp_error(&node->log, "node %s: authentication failed: %s", node->addr,
                  status == FP_ERR_AUTH ? "wrong secret" : fp_status_string(status));
         return status;
     }
     if (len != sizeof(mac) || fp_proto_auth_verify(FP_PROTO_AUTH_NODE, secret, secret_len,
                                                    rep.nonce, auth, node->key, mac) != FP_OK) {
-        fp_error("node %s did not prove it knows the secret", node->addr);
+        fp_error(&node->log, "node %s did not prove it knows the secret", node->addr);
         return FP_ERR_AUTH;
     }
     return FP_OK;
@@ -206,13 +209,18 @@ fp_status_t farpool_node_connect(const char *addr_text, const farpool_node_param
     fp_transport_params_t tparams;
     farpool_node_t *node;
     fp_addr_t addr;
+    fp_log_t log;
     fp_status_t status;
 
     if (addr_text == NULL || node_p == NULL)
         return FP_ERR_INVALID_PARAM;
+    fp_log_init_params(&log, "farpool", (mask & FARPOOL_NODE_PARAM_LOG) != 0,
+                       (mask & FARPOOL_NODE_PARAM_LOG) ? params->log_level : FARPOOL_LOG_WARN,
+                       (mask & FARPOOL_NODE_PARAM_LOG) ? params->log_func : NULL,
+                       (mask & FARPOOL_NODE_PARAM_LOG) ? params->log_arg : NULL);
     status = fp_addr_parse(addr_text, &addr);
     if (status != FP_OK) {
-        fp_error("bad node address '%s' (expected HOST:PORT or [IPV6]:PORT)", addr_text);
+        fp_error(&log, "bad node address '%s' (expected HOST:PORT or [IPV6]:PORT)", addr_text);
         return status;
     }
     if (mask & FARPOOL_NODE_PARAM_SECRET) {
@@ -221,7 +229,7 @@ fp_status_t farpool_node_connect(const char *addr_text, const farpool_node_param
         secret_ptr = params->secret;
         secret_len = params->secret_len;
     } else if ((mask & FARPOOL_NODE_PARAM_SECRET_FILE) && params->secret_file != NULL) {
-        status = fp_secret_load(params->secret_file, secret, &secret_len);
+        status = fp_secret_load(&log, params->secret_file, secret, &secret_len);
         if (status != FP_OK)
             return status;
         secret_ptr = secret;
@@ -230,6 +238,7 @@ fp_status_t farpool_node_connect(const char *addr_text, const farpool_node_param
     node = calloc(1, sizeof(*node));
     if (node == NULL)
         return FP_ERR_NO_MEMORY;
+    node->log = log;
     snprintf(node->addr, sizeof(node->addr), "%s", addr_text);
     node->timeout_ms = DEFAULT_TIMEOUT_MS;
     if ((mask & FARPOOL_NODE_PARAM_TIMEOUT) && params->timeout_ms > 0)
@@ -241,6 +250,7 @@ fp_status_t farpool_node_connect(const char *addr_text, const farpool_node_param
 
     fp_transport_params_default(&tparams);
     tparams.connect_timeout_ms = node->timeout_ms;
+    tparams.log = &node->log;
     status = fp_transport_connect(&fp_transport_tcp_ops, &addr, &tparams, &node->tp);
     if (status != FP_OK)
         goto err_free;
@@ -371,13 +381,17 @@ fp_status_t farpool_slab_write(farpool_node_t *node, uint64_t slab_id, uint64_t 
     return node_transfer(node, FP_OP_WRITE, slab_id, offset, (uint8_t *)buf, len);
 }
 
-fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats_p)
+fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats_p,
+                               size_t stats_size)
 {
     uint8_t buf[FP_PROTO_STATS_REP_SIZE];
     uint64_t v[FP_PROTO_STATS_FIELDS];
+    farpool_node_stats_t st;
     uint32_t len = 0;
     fp_status_t status;
 
+    if (node == NULL || stats_p == NULL || stats_size == 0)
+        return FP_ERR_INVALID_PARAM;
     status = fp_node_call(node, FP_OP_STATS, NULL, 0, buf, sizeof(buf), &len);
     if (status != FP_OK)
         return status;
@@ -385,16 +399,18 @@ fp_status_t farpool_node_stats(farpool_node_t *node, farpool_node_stats_t *stats
         return FP_ERR_PROTOCOL;
     for (unsigned i = 0; i < FP_PROTO_STATS_FIELDS; i++)
         v[i] = fp_proto_get_u64(buf + 8 * i);
-    stats_p->capacity = v[0];
-    stats_p->used = v[1];
-    stats_p->slab_size = v[2];
-    stats_p->slabs = v[3];
-    stats_p->clients = v[4];
-    stats_p->bytes_read = v[5];
-    stats_p->bytes_written = v[6];
-    stats_p->requests = v[7];
-    stats_p->errors = v[8];
-    stats_p->uptime_ms = v[9];
+    memset(&st, 0, sizeof(st));
+    st.capacity = v[0];
+    st.used = v[1];
+    st.slab_size = v[2];
+    st.slabs = v[3];
+    st.clients = v[4];
+    st.bytes_read = v[5];
+    st.bytes_written = v[6];
+    st.requests = v[7];
+    st.errors = v[8];
+    st.uptime_ms = v[9];
+    fp_copy_out(stats_p, stats_size, &st, sizeof(st));
     return FP_OK;
 }
 
@@ -408,11 +424,6 @@ fp_status_t farpool_node_ping(farpool_node_t *node, uint64_t *rtt_ns_p)
     if (status == FP_OK && rtt_ns_p != NULL)
         *rtt_ns_p = fp_time_ns() - start;
     return status;
-}
-
-const char *farpool_status_string(fp_status_t status)
-{
-    return fp_status_string(status);
 }
 
 fp_transport_t *fp_node_transport(farpool_node_t *node)

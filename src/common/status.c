@@ -43,6 +43,8 @@ const char *fp_status_string(fp_status_t status)
         return "canceled";
     case FP_ERR_EXISTS:
         return "already exists";
+    case FP_ERR_IN_USE:
+        return "in use";
     case FP_ERR_LAST:
         break;
     }

@@ -240,7 +240,7 @@ void fp_test_attack_new_client_stats(const fp_test_daemon_t *d, const char *secr
     }
     status = farpool_node_connect(d->addr, &p, &node);
     if (status == FP_OK)
-        status = farpool_node_stats(node, &stats);
+        status = farpool_node_stats(node, &stats, sizeof(stats));
     took = fp_test_attack_now_ms() - t0;
     farpool_node_close(node);
     if (status != FP_OK)
