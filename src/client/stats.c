@@ -2,7 +2,9 @@
 /* Published region counters; see stats.h. */
 #include "stats.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,21 +12,51 @@
 #include <time.h>
 #include <unistd.h>
 
-static void shm_name(const fp_stats_shared_t *st, char *buf, size_t len)
+#include "proto/proto.h"
+
+static void shm_name(int pid, uint64_t tag, char *buf, size_t len)
 {
-    snprintf(buf, len, "/" FP_STATS_PREFIX "%d.%s", (int)st->pid, st->region);
+    snprintf(buf, len, "/" FP_STATS_PREFIX "%d.%016" PRIx64, pid, tag);
 }
 
-fp_status_t fp_stats_publish(const char *name, const char *node, uint64_t size, uint64_t granule,
-                             uint64_t cache_budget, fp_stats_shared_t **st_p)
+/*
+ * Create this mapping's own object: a fresh random name, O_EXCL so that it
+ * is never one that exists, mode 0600. -1 (logged at debug level: the
+ * counters then stay private) if shared memory cannot be had.
+ */
+static int shm_create(fp_log_t *log, uint64_t *tag_p, char *path, size_t len)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        uint64_t tag;
+        int fd;
+
+        if (fp_proto_random(&tag, sizeof(tag)) != FP_OK)
+            return -1;
+        shm_name((int)getpid(), tag, path, len);
+        fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            *tag_p = tag;
+            return fd;
+        }
+        if (errno != EEXIST) {
+            fp_debug(log, "shm_open %s: %s; the region's counters are not published", path,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    return -1;
+}
+
+fp_status_t fp_stats_publish(fp_log_t *log, const char *name, const char *node, uint64_t size,
+                             uint64_t granule, uint64_t cache_budget, fp_stats_shared_t **st_p)
 {
     fp_stats_shared_t *st = NULL;
-    char path[300];
+    char path[64];
     struct timespec ts;
+    uint64_t tag = 0;
     int fd;
 
-    snprintf(path, sizeof(path), "/" FP_STATS_PREFIX "%d.%s", (int)getpid(), name);
-    fd = shm_open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = shm_create(log, &tag, path, sizeof(path));
     if (fd >= 0) {
         if (ftruncate(fd, sizeof(*st)) == 0) {
             st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -39,10 +71,11 @@ fp_status_t fp_stats_publish(const char *name, const char *node, uint64_t size, 
         st = calloc(1, sizeof(*st)); /* private counters: not listed */
         if (st == NULL)
             return FP_ERR_NO_MEMORY;
-        st->reserved = 1; /* heap */
+        st->flags = FP_STATS_HEAP;
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     st->pid = (int32_t)getpid();
+    st->tag = tag;
     snprintf(st->region, sizeof(st->region), "%s", name);
     snprintf(st->node, sizeof(st->node), "%s", node);
     st->size = size;
@@ -58,15 +91,15 @@ fp_status_t fp_stats_publish(const char *name, const char *node, uint64_t size, 
 
 void fp_stats_unpublish(fp_stats_shared_t *st)
 {
-    char path[300];
+    char path[64];
 
     if (st == NULL)
         return;
-    if (st->reserved == 1) {
+    if (st->flags & FP_STATS_HEAP) {
         free(st);
         return;
     }
-    shm_name(st, path, sizeof(path));
+    shm_name((int)st->pid, st->tag, path, sizeof(path));
     shm_unlink(path);
     munmap(st, sizeof(*st));
 }
