@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Check that every C source and header under include/ src/ tools/ tests/ bench/
+# Check that every C source and header under include/ src/ tools/ tests/ bench/ examples/
 # (tracked, or untracked and not ignored) is formatted per .clang-format.
 # Prints the offending files and exits 1 if any; fix with clang-format -i FILE.
 # CLANG_FORMAT overrides the binary (default: clang-format, Debian's 14).
@@ -14,7 +14,7 @@ if ! command -v "$clang_format" >/dev/null 2>&1; then
     exit 1
 fi
 
-mapfile -t files < <(git ls-files -co --exclude-standard -- include src tools tests bench |
+mapfile -t files < <(git ls-files -co --exclude-standard -- include src tools tests bench examples |
     grep -E '\.[ch]$' | sort -u)
 
 bad=()

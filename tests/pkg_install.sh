@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# libfarpool as a user meets it: installed with `cmake --install` into a
+# temporary prefix, found with pkg-config, linked as the shared library. Checks
+#   - the README's C example is examples/quickstart.c, word for word;
+#   - it builds with `cc prog.c $(pkg-config --cflags --libs farpool)` against
+#     the installed headers and libfarpool.so (not the static archive), with
+#     -Wall -Wextra -Werror;
+#   - it runs against the installed farpoold and reads back what it wrote;
+#   - libfarpool.so exports exactly the FARPOOL_API functions of the installed
+#     headers, each under a FARPOOL_ version node, and nothing of the server,
+#     the benchmarks or the library's internals;
+#   - pkg-config's version is the installed programs' and the library's.
+#
+# Usage: bash pkg_install.sh BUILD_DIR SOURCE_DIR CC [CFLAGS]
+# CFLAGS: what the build's own objects need to link (a sanitizer's flags).
+set -u
+
+BUILD=${1:?usage: $0 BUILD_DIR SOURCE_DIR CC [CFLAGS]}
+SRC=${2:?usage: $0 BUILD_DIR SOURCE_DIR CC [CFLAGS]}
+CC=${3:?usage: $0 BUILD_DIR SOURCE_DIR CC [CFLAGS]}
+read -r -a EXTRA <<<"${4:-}"
+T=60 # seconds any one command may take
+
+for tool in cmake pkg-config nm timeout setpriv; do
+    command -v "$tool" >/dev/null || { echo "SKIP: $tool not found"; exit 77; }
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/pkg_install.XXXXXX")
+PREFIX=$TMP/prefix
+PID=
+cleanup() {
+    if [ -n "$PID" ]; then
+        kill -KILL "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+unset FARPOOL_SECRET_FILE FARPOOL_LOG_LEVEL
+
+FAILS=0
+fail() {
+    echo "FAIL: $*" >&2
+    FAILS=$((FAILS + 1))
+}
+
+# --- install -------------------------------------------------------------------
+if ! timeout "$T" cmake --install "$BUILD" --prefix "$PREFIX" >"$TMP/install.log" 2>&1; then
+    cat "$TMP/install.log" >&2
+    echo "FAIL: cmake --install $BUILD --prefix $PREFIX" >&2
+    exit 1
+fi
+PC=$(find "$PREFIX" -name farpool.pc -print -quit)
+[ -n "$PC" ] || { echo "FAIL: no farpool.pc installed" >&2; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$PC")
+LIBDIR=$(pkg-config --variable=libdir farpool)
+LIB=$LIBDIR/libfarpool.so
+[ -e "$LIB" ] || { echo "FAIL: pkg-config's libdir $LIBDIR has no libfarpool.so" >&2; exit 1; }
+for f in "$PREFIX/bin/farpoold" "$PREFIX/bin/farpool" "$PREFIX/include/farpool/farpool.h" \
+    "$PREFIX/include/farpool/status.h"; do
+    [ -e "$f" ] || fail "not installed: ${f#"$PREFIX"/}"
+done
+
+# --- versions --------------------------------------------------------------------
+VERSION=$(pkg-config --modversion farpool)
+for prog in farpoold farpool; do
+    got=$(timeout "$T" "$PREFIX/bin/$prog" --version 2>&1)
+    [ "$got" = "$prog $VERSION" ] || fail "$prog --version says '$got', pkg-config '$VERSION'"
+done
+
+# --- exported symbols --------------------------------------------------------------
+# Declared: every FARPOOL_API function of the installed headers.
+sed -n 's/^FARPOOL_API [^(]*[ *]\([a-z_0-9]*\)(.*/\1/p' "$PREFIX"/include/farpool/*.h |
+    sort -u >"$TMP/declared"
+# Exported: what the dynamic symbol table defines, and under which version.
+nm -D --defined-only "$LIB" | awk '$2 ~ /^[TDBRW]$/ { print $3 }' >"$TMP/exported.raw"
+sed 's/@.*//' "$TMP/exported.raw" | sort -u >"$TMP/exported"
+if ! diff -u "$TMP/declared" "$TMP/exported" >"$TMP/sym.diff"; then
+    fail "libfarpool.so exports other symbols than the headers' FARPOOL_API functions (- declared only, + exported only):"
+    sed 's/^/    /' "$TMP/sym.diff" >&2
+fi
+if grep -v '@@FARPOOL_[0-9.]*$' "$TMP/exported.raw" >"$TMP/unversioned"; then
+    fail "symbols outside a FARPOOL_ version node: $(tr '\n' ' ' <"$TMP/unversioned")"
+fi
+[ -s "$TMP/declared" ] || fail "no FARPOOL_API declaration found in the installed headers"
+
+# --- the README's example ------------------------------------------------------------
+# The C block that follows the line naming examples/quickstart.c.
+awk '/<!-- examples\/quickstart.c -->/ { want = 1; next }
+     want && /^```c$/ { inside = 1; next }
+     inside && /^```$/ { exit }
+     inside { print }' "$SRC/README.md" >"$TMP/readme_example.c"
+if ! diff -u "$SRC/examples/quickstart.c" "$TMP/readme_example.c" >"$TMP/example.diff"; then
+    fail "README.md's example differs from examples/quickstart.c:"
+    head -20 "$TMP/example.diff" | sed 's/^/    /' >&2
+fi
+
+# shellcheck disable=SC2046 # pkg-config's words are meant to split
+if ! timeout "$T" "$CC" -std=c11 -Wall -Wextra -Werror "${EXTRA[@]}" "$SRC/examples/quickstart.c" \
+    $(pkg-config --cflags --libs farpool) -Wl,-rpath,"$LIBDIR" -o "$TMP/quickstart" \
+    >"$TMP/cc.log" 2>&1; then
+    fail "the example does not build against the installed library:"
+    sed 's/^/    /' "$TMP/cc.log" >&2
+    exit 1
+fi
+if ! ldd "$TMP/quickstart" | grep -q "libfarpool.so.* => $LIBDIR/libfarpool.so"; then
+    fail "the example is not linked to the installed libfarpool.so:"
+    ldd "$TMP/quickstart" | sed 's/^/    /' >&2
+fi
+
+# --- run it against the installed farpoold ---------------------------------------------
+setpriv --pdeathsig KILL "$PREFIX/bin/farpoold" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+    --capacity 512M --log-level warn >"$TMP/farpoold.log" 2>&1 </dev/null &
+PID=$!
+for _ in $(seq 1 400); do
+    [ -s "$TMP/port" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+done
+if [ ! -s "$TMP/port" ]; then
+    cat "$TMP/farpoold.log" >&2
+    echo "FAIL: the installed farpoold did not start" >&2
+    exit 1
+fi
+NODE=$(cat "$TMP/port")
+if ! timeout "$T" "$TMP/quickstart" "$NODE" >"$TMP/run.out" 2>"$TMP/run.err"; then
+    fail "the example failed against $NODE:"
+    sed 's/^/    /' "$TMP/run.out" "$TMP/run.err" >&2
+elif ! grep -Eq '^read back 256 MiB: [1-9][0-9]* blocks fetched' "$TMP/run.out"; then
+    fail "the example said: $(cat "$TMP/run.out")"
+fi
+# The example deleted its region: the node holds nothing now.
+if ! timeout "$T" "$PREFIX/bin/farpool" status --node "$NODE" >"$TMP/status.out" 2>&1; then
+    fail "farpool status --node $NODE: $(cat "$TMP/status.out")"
+elif ! grep -Eq '^used +0 ' "$TMP/status.out"; then
+    fail "the node still holds memory after the example: $(grep '^used' "$TMP/status.out")"
+fi
+
+if [ "$FAILS" -ne 0 ]; then
+    echo "pkg_install.sh: $FAILS failure(s)" >&2
+    exit 1
+fi
+echo "pkg_install.sh: ok (farpool $VERSION installed in a temporary prefix; example built and run)"
