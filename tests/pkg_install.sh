@@ -11,6 +11,8 @@
 #   - libfarpool.so exports exactly the FARPOOL_API functions of the installed
 #     headers, each under a FARPOOL_ version node, and nothing of the server,
 #     the benchmarks or the library's internals;
+#   - libfarpool.so and libfarpool.a hold no code of the server (fp_server,
+#     fp_slab, fp_region_table: that is farpoold's, in the unshipped fp_server);
 #   - pkg-config's version is the installed programs' and the library's.
 #
 # Usage: bash pkg_install.sh BUILD_DIR SOURCE_DIR CC [CFLAGS]
@@ -85,6 +87,23 @@ if grep -v '@@FARPOOL_[0-9.]*$' "$TMP/exported.raw" >"$TMP/unversioned"; then
     fail "symbols outside a FARPOOL_ version node: $(tr '\n' ' ' <"$TMP/unversioned")"
 fi
 [ -s "$TMP/declared" ] || fail "no FARPOOL_API declaration found in the installed headers"
+
+# --- what the installed library holds: the client, not the server ------------------
+# syms FILE: the names of FILE's defined symbols, hidden ones too (its whole
+# symbol table); nothing, and a note, if it has none (a stripped file).
+syms() {
+    if nm --defined-only "$1" >"$TMP/nm.out" 2>/dev/null; then
+        awk 'NF >= 2 { print $NF }' "$TMP/nm.out"
+    else
+        echo "note: ${1##*/} has no symbol table (stripped?): not checked" >&2
+    fi
+}
+for f in "$LIB" "$LIBDIR/libfarpool.a"; do
+    [ -e "$f" ] || { fail "not installed: ${f##*/}"; continue; }
+    syms "$f" | grep -E '^(fp_server|fp_slab|fp_region_table)' | sort -u >"$TMP/server_syms"
+    [ -s "$TMP/server_syms" ] &&
+        fail "${f##*/} holds the server's code: $(head -5 "$TMP/server_syms" | tr '\n' ' ')"
+done
 
 # --- the README's example ------------------------------------------------------------
 # The C block that follows the line naming examples/quickstart.c.
