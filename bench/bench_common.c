@@ -3,6 +3,7 @@
 #include "bench_common.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -424,6 +425,59 @@ int bench_raw_connect(uint16_t port)
 /* ------------------------------------------------------------------------ */
 /* farpoold                                                                 */
 /* ------------------------------------------------------------------------ */
+
+static bool is_executable_file(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+bool bench_find_program(const char *name, char *buf, size_t len)
+{
+    const char *path = getenv("PATH");
+
+    if (strchr(name, '/') != NULL) {
+        snprintf(buf, len, "%s", name);
+        return is_executable_file(buf);
+    }
+    if (path == NULL || path[0] == '\0')
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (;;) {
+        size_t n = strcspn(path, ":");
+
+        if (n == 0) /* an empty entry is the current directory */
+            snprintf(buf, len, "./%s", name);
+        else
+            snprintf(buf, len, "%.*s/%s", (int)n, path, name);
+        if (is_executable_file(buf))
+            return true;
+        if (path[n] == '\0')
+            return false;
+        path += n + 1;
+    }
+}
+
+bool bench_farpoold_find(char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    if (n > 0) {
+        self[n] = '\0';
+        /* Its directory, then the one above it. */
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(self, '/');
+
+            if (slash == NULL)
+                break;
+            *slash = '\0';
+            if ((size_t)snprintf(buf, len, "%s/farpoold", self) < len && is_executable_file(buf))
+                return true;
+        }
+    }
+    return bench_find_program("farpoold", buf, len);
+}
 
 static void close_inherited_fds(void)
 {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the benchmarks in bench/: the child processes a benchmark
- * runs (farpoold from the build tree and a raw TCP baseline server), their
- * cleanup, CPU placement, the raw baseline's client side (ping-pong and the
+ * runs (farpoold, found next to the benchmark, and a raw TCP baseline server),
+ * their cleanup, CPU placement, the raw baseline's client side (ping-pong and the
  * one-way stream) and small statistics.
  *
  * Children: both servers ask for SIGTERM when the benchmark dies
@@ -104,6 +104,22 @@ void bench_cpus_place(const bench_cpus_t *cpus, bench_phase_t phase);
  * (the one-way stream).
  */
 fp_status_t bench_raw_start(uint16_t *port_p);
+
+/*
+ * Find the program @name: @name itself if it holds a '/', else the first
+ * executable file of that name in PATH (/usr/local/bin:/usr/bin:/bin when
+ * PATH is unset or empty). Its path lands in @buf; false if there is none.
+ */
+bool bench_find_program(const char *name, char *buf, size_t len);
+
+/*
+ * Find farpoold for a benchmark given no --farpoold: in the directory of this
+ * program's executable (/proc/self/exe: bin/ of an installation, the top of
+ * the build tree for farpool-bench), then in the directory above it (the top
+ * of the build tree for build/bench/bench_*), then in PATH. Nothing names a
+ * build tree at compile time. Its path lands in @buf; false if none is found.
+ */
+bool bench_farpoold_find(char *buf, size_t len);
 
 /*
  * Start farpoold at @path with --listen 127.0.0.1:0 --capacity @capacity

@@ -50,6 +50,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h> /* NAN, isnan */
 #include <stdbool.h>
 #include <stddef.h>
@@ -72,10 +73,6 @@
 #include "client/uffd.h"
 #include "common/log.h"
 #include "common/time.h"
-
-#ifndef FP_BENCH_FARPOOLD
-#define FP_BENCH_FARPOOLD "farpoold"
-#endif
 
 #define PAGE        (4 * KIB)
 #define MAX_RUNS    64
@@ -1246,7 +1243,8 @@ static void usage(FILE *out)
                  "never fails on a figure.\n\n"
                  "  --quick            small regions and counts, for a smoke run (under 30 s)\n"
                  "  --runs N           repeat everything N times, report medians (default 3)\n"
-                 "  --farpoold PATH    the daemon to run (default: the build tree's)\n"
+                 "  --farpoold PATH    the daemon to run (default: the one beside this program,\n"
+                 "                     in the directory above it, or in PATH)\n"
                  "  --cpu MODE         where processes run: auto (default): random accesses all\n"
                  "                     on one CPU, sequential passes this program on one CPU and\n"
                  "                     the servers on another; split: always two; same: always\n"
@@ -1299,7 +1297,8 @@ int main(int argc, char **argv)
     bool quick = false;
     out_format_t format = OUT_MARKDOWN;
     bench_cpu_mode_t cpu_mode = BENCH_CPU_AUTO;
-    const char *farpoold = FP_BENCH_FARPOOLD;
+    const char *farpoold = NULL; /* --farpoold, else farpoold_found */
+    char farpoold_found[PATH_MAX];
     fp_status_t status;
     int opt, rc = 1;
 
@@ -1341,6 +1340,16 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "bench_fault: unexpected argument '%s'\n", argv[optind]);
         return 2;
+    }
+    if (farpoold == NULL) {
+        if (!bench_farpoold_find(farpoold_found, sizeof(farpoold_found))) {
+            fprintf(stderr,
+                    "%s: farpoold not found beside this program, in the directory above "
+                    "it or in PATH (use --farpoold PATH)\n",
+                    "bench_fault");
+            return 1;
+        }
+        farpoold = farpoold_found;
     }
     cfg_defaults(&b.cfg, quick);
     b.cfg.runs = runs_n;

@@ -10,11 +10,12 @@
  *   answers a 48-byte request with N bytes from a preallocated, touched 64 MiB
  *   buffer (request/response), or writes that buffer in 1 MiB send()s until
  *   the client hangs up (the one-way stream, the loopback ceiling);
- * - farpoold, started from the build tree (or --farpoold PATH), with one
- *   64 MiB slab written once so its pages are touched. The measured
- *   connection is a transport connection (fp_transport_*) of its own, after a
- *   HELLO done here; the slab is set up through the public API with the same
- *   client key, so the measured connection owns it.
+ * - farpoold (--farpoold PATH, else the one beside this program, in the
+ *   directory above it or in PATH), with one 64 MiB slab written once so its
+ *   pages are touched. The measured connection is a transport connection
+ *   (fp_transport_*) of its own, after a HELLO done here; the slab is set up
+ *   through the public API with the same client key, so the measured
+ *   connection owns it.
  *
  * Both serve ranges that rotate through 64 MiB, and both clients receive into
  * the same rotating set of DEPTH buffers, so neither side has a cache
@@ -41,6 +42,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h> /* NAN */
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,10 +60,6 @@
 #include "common/time.h"
 #include "proto/proto.h"
 #include "transport/transport.h"
-
-#ifndef FP_BENCH_FARPOOLD
-#define FP_BENCH_FARPOOLD "farpoold"
-#endif
 
 #define MAX_DEPTH     64
 #define DEFAULT_DEPTH 16
@@ -777,7 +775,8 @@ static void usage(FILE *out)
             "  --quick            small counts, for a smoke run (a few seconds)\n"
             "  --runs N           repeat everything N times, report medians (default 3)\n"
             "  --depth N          requests in flight in streams, 1-%d (default %d)\n"
-            "  --farpoold PATH    the daemon to run (default: the build tree's)\n"
+            "  --farpoold PATH    the daemon to run (default: the one beside this program, in\n"
+            "                     the directory above it, or in PATH)\n"
             "  --cpu MODE         where processes run: auto (default): latency all on one\n"
             "                     CPU, streams client and servers on two; split: always\n"
             "                     two; same: always one; none: no pinning\n"
@@ -838,7 +837,8 @@ int main(int argc, char **argv)
     bool quick = false;
     out_format_t format = OUT_MARKDOWN;
     bench_cpu_mode_t cpu_mode = BENCH_CPU_AUTO;
-    const char *farpoold = FP_BENCH_FARPOOLD;
+    const char *farpoold = NULL; /* --farpoold, else farpoold_found */
+    char farpoold_found[PATH_MAX];
     fp_status_t status;
     int opt, rc = 1;
 
@@ -886,6 +886,16 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "bench_net: unexpected argument '%s'\n", argv[optind]);
         return 2;
+    }
+    if (farpoold == NULL) {
+        if (!bench_farpoold_find(farpoold_found, sizeof(farpoold_found))) {
+            fprintf(stderr,
+                    "%s: farpoold not found beside this program, in the directory above "
+                    "it or in PATH (use --farpoold PATH)\n",
+                    "bench_net");
+            return 1;
+        }
+        farpoold = farpoold_found;
     }
     memset(&cfg, 0, sizeof(cfg));
     cfg_defaults(&cfg, quick);

@@ -28,6 +28,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -249,7 +250,7 @@ int main(int argc, char **argv)
     bool seq_engine_free = false;
     uint64_t size = GIB, expert = 512 * MIB;
     bench_cpus_t cpus;
-    char addr[96];
+    char addr[96], farpoold[PATH_MAX];
     uint16_t port;
     uint8_t *buf;
     volatile uint64_t sink = 0;
@@ -276,9 +277,14 @@ int main(int argc, char **argv)
         }
     }
     bench_init("bench_prefetch");
+    if (!bench_farpoold_find(farpoold, sizeof(farpoold))) {
+        fprintf(stderr, "bench_prefetch: farpoold not found beside this program, in the directory "
+                        "above it or in PATH\n");
+        return 1;
+    }
     bench_cpus_find(BENCH_CPU_AUTO, &cpus);
     if (bench_raw_start(&port) != FP_OK ||
-        bench_node_start(FP_BENCH_FARPOOLD, "3G", addr, sizeof(addr)) != FP_OK) {
+        bench_node_start(farpoold, "3G", addr, sizeof(addr)) != FP_OK) {
         bench_cleanup();
         return 1;
     }

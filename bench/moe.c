@@ -190,7 +190,8 @@ static void usage(FILE *out)
             "  --out-dir DIR       put them in DIR (default: the current directory)\n"
             "  --no-drop-caches    make the disk file cold with POSIX_FADV_DONTNEED on it alone,\n"
             "                      not by dropping the whole page cache (the default as root)\n"
-            "  --farpoold PATH     the memory node daemon (default: the one built with farpool)\n"
+            "  --farpoold PATH     the memory node daemon (default: the one beside this\n"
+            "                      program, in the directory above it, or in PATH)\n"
             "  --memcached PATH    memcached (default: memcached in PATH)\n"
             "  -h, --help          show this help\n"
             "\n"
@@ -1127,37 +1128,13 @@ static void run_size(moe_bench_t *b, unsigned si)
 /* Setup and main                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* farpoold: --farpoold, else the build tree's, else next to this program, else PATH. */
+/* farpoold: --farpoold, else next to this program, the directory above it, PATH. */
 static void find_farpoold(moe_bench_t *b)
 {
-    char self[PATH_MAX];
-    ssize_t n;
-
-    if (b->cfg.farpoold != NULL) {
-        b->have_farpoold = moe_find_program(b->cfg.farpoold, b->farpoold, sizeof(b->farpoold));
-        return;
-    }
-#ifdef FP_BENCH_FARPOOLD
-    if (moe_find_program(FP_BENCH_FARPOOLD, b->farpoold, sizeof(b->farpoold))) {
-        b->have_farpoold = true;
-        return;
-    }
-#endif
-    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        char *slash;
-
-        self[n] = '\0';
-        slash = strrchr(self, '/');
-        if (slash != NULL) {
-            snprintf(slash + 1, sizeof(self) - (size_t)(slash + 1 - self), "farpoold");
-            if (moe_find_program(self, b->farpoold, sizeof(b->farpoold))) {
-                b->have_farpoold = true;
-                return;
-            }
-        }
-    }
-    b->have_farpoold = moe_find_program("farpoold", b->farpoold, sizeof(b->farpoold));
+    if (b->cfg.farpoold != NULL)
+        b->have_farpoold = bench_find_program(b->cfg.farpoold, b->farpoold, sizeof(b->farpoold));
+    else
+        b->have_farpoold = bench_farpoold_find(b->farpoold, sizeof(b->farpoold));
 }
 
 static int setup(moe_bench_t *b)
@@ -1165,10 +1142,11 @@ static int setup(moe_bench_t *b)
     const moe_config_t *cfg = &b->cfg;
     struct stat st;
 
-    if (cfg->farpoold != NULL && !moe_find_program(cfg->farpoold, b->farpoold, sizeof(b->farpoold)))
+    if (cfg->farpoold != NULL &&
+        !bench_find_program(cfg->farpoold, b->farpoold, sizeof(b->farpoold)))
         return usage_error("--farpoold %s: not an executable program", cfg->farpoold);
     if (cfg->memcached != NULL &&
-        !moe_find_program(cfg->memcached, b->memcached, sizeof(b->memcached)))
+        !bench_find_program(cfg->memcached, b->memcached, sizeof(b->memcached)))
         return usage_error("--memcached %s: not an executable program", cfg->memcached);
     if (cfg->dir != NULL && (stat(cfg->dir, &st) != 0 || !S_ISDIR(st.st_mode)))
         return usage_error("--dir %s: not a directory", cfg->dir);
@@ -1177,8 +1155,8 @@ static int setup(moe_bench_t *b)
     find_farpoold(b);
     if (!b->have_farpoold && wanted_any(b, MOE_FP4K, MOE_FP2M_HINT))
         moe_err("farpoold not found (use --farpoold PATH): the farpool strategies are skipped");
-    b->have_memcached = moe_find_program(cfg->memcached ? cfg->memcached : "memcached",
-                                         b->memcached, sizeof(b->memcached));
+    b->have_memcached = bench_find_program(cfg->memcached ? cfg->memcached : "memcached",
+                                           b->memcached, sizeof(b->memcached));
     if (!b->have_memcached && cfg->want[MOE_MEMCACHED])
         moe_err("memcached not found (install it or use --memcached PATH): that strategy is "
                 "skipped");

@@ -383,31 +383,6 @@ fp_status_t moe_wait_listening(uint16_t port, pid_t pid, unsigned timeout_ms)
     }
 }
 
-bool moe_find_program(const char *name, char *buf, size_t len)
-{
-    const char *path = getenv("PATH");
-
-    if (strchr(name, '/') != NULL) {
-        snprintf(buf, len, "%s", name);
-        return access(buf, X_OK) == 0;
-    }
-    if (path == NULL || path[0] == '\0')
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path != '\0') {
-        size_t n = strcspn(path, ":");
-
-        snprintf(buf, len, "%.*s/%s", (int)n, n == 0 ? "." : path, name);
-        if (n == 0)
-            snprintf(buf, len, "./%s", name);
-        if (access(buf, X_OK) == 0)
-            return true;
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return false;
-}
-
 int moe_run_program(char *const argv[], unsigned timeout_ms)
 {
     double deadline = moe_now() + timeout_ms / 1e3;

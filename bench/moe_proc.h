@@ -74,12 +74,6 @@ fp_status_t moe_free_port(uint16_t *port_p);
 /* Wait until 127.0.0.1:@port accepts a connection, or @pid exits, or @timeout_ms. */
 fp_status_t moe_wait_listening(uint16_t port, pid_t pid, unsigned timeout_ms);
 
-/*
- * Find program @name (a path if it has a slash, else searched in $PATH) into
- * @buf; false if there is no such executable.
- */
-bool moe_find_program(const char *name, char *buf, size_t len);
-
 /* Run @argv to completion (a registered child) within @timeout_ms; its exit status, -1 if not. */
 int moe_run_program(char *const argv[], unsigned timeout_ms);
 

@@ -417,7 +417,7 @@ int moe_report_plot(const char *png, const moe_report_info_t *info)
     static const char *const terms[] = {"pngcairo", "png"};
     char gnuplot[PATH_MAX], script[PATH_MAX + 8];
 
-    if (!moe_find_program("gnuplot", gnuplot, sizeof(gnuplot))) {
+    if (!bench_find_program("gnuplot", gnuplot, sizeof(gnuplot))) {
         moe_err("gnuplot not found: no plot (install gnuplot; the CSV has the numbers)");
         return 1;
     }

@@ -72,6 +72,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -95,10 +96,6 @@
 #include "tiers.h"
 #include "tiers_report.h"
 #include "tiers_sys.h"
-
-#ifndef FP_BENCH_FARPOOLD
-#define FP_BENCH_FARPOOLD "farpoold"
-#endif
 
 #define PFX            "farpool bench tiers: "
 #define PAGE           (4 * KIB)
@@ -129,7 +126,8 @@ typedef struct tiers_cfg {
     uint64_t lat_limit_ns;   /* time limit of a latency figure */
     const char *dir;         /* the disk tier's file goes here */
     const char *out_dir;     /* tiers.csv and the plots */
-    const char *farpoold;
+    const char *farpoold;    /* --farpoold, else farpoold_found */
+    char farpoold_found[PATH_MAX];
     bool want[NTIERS];
     bench_cpus_t cpus;
 } tiers_cfg_t;
@@ -941,7 +939,8 @@ static void usage(FILE *out)
             "  --tiers LIST     comma list of dram, loopback, netns, disk (default: all)\n"
             "  --dir DIR        where the disk tier's file goes (default /var/tmp; not tmpfs)\n"
             "  --out-dir DIR    where tiers.csv and the PNGs go (default: .)\n"
-            "  --farpoold PATH  the daemon to run (default: the build tree's)\n"
+            "  --farpoold PATH  the daemon to run (default: the one beside this program, in\n"
+            "                   the directory above it, or in PATH)\n"
             "  --cpu MODE       auto (default): latency all on one CPU, bandwidth this program\n"
             "                   and the node on two; split; same; none (no pinning)\n"
             "  -h, --help       show this help\n\n"
@@ -1042,7 +1041,6 @@ static int parse_args(int argc, char **argv, tiers_cfg_t *cfg)
     cfg->runs = 3;
     cfg->dir = "/var/tmp";
     cfg->out_dir = ".";
-    cfg->farpoold = FP_BENCH_FARPOOLD;
     for (unsigned k = 0; k < NTIERS; k++)
         cfg->want[k] = true;
 
@@ -1209,6 +1207,15 @@ int bench_tiers_main(int argc, char **argv)
     if (rc != 0)
         return rc == 1 ? 0 : rc;
     bench_init("farpool-bench-tiers");
+    if (t.cfg.farpoold == NULL) {
+        t.cfg.farpoold = t.cfg.farpoold_found;
+        if (!bench_farpoold_find(t.cfg.farpoold_found, sizeof(t.cfg.farpoold_found)) &&
+            (t.cfg.want[TIER_LOOPBACK] || t.cfg.want[TIER_NETNS])) {
+            fprintf(stderr, PFX "farpoold not found beside this program, in the directory above "
+                                "it or in PATH (use --farpoold PATH)\n");
+            return 1;
+        }
+    }
     tiers_sys_init();
     t.seed = fp_time_ns() | 1;
     t.rng = t.seed ^ 0x9E3779B97F4A7C15ull;
