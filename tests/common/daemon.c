@@ -212,7 +212,8 @@ static void child_write(const char *text)
 }
 
 /* In the forked child: only async-signal-safe calls from here to exec. */
-static void child_exec(char *const argv[], const char *log_path, pid_t parent)
+static void child_exec(char *const argv[], const char *log_path, pid_t parent,
+                       fp_test_daemon_child_func_t setup, void *setup_arg)
 {
     static const int reset_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT};
     struct sigaction sa;
@@ -237,6 +238,8 @@ static void child_exec(char *const argv[], const char *log_path, pid_t parent)
         for (int fd = 3; fd < 4096; fd++)
             close(fd);
     }
+    if (setup != NULL)
+        setup(setup_arg);
     execv(argv[0], argv);
     child_write("fp_test: cannot exec ");
     child_write(argv[0]);
@@ -364,6 +367,13 @@ static fp_status_t wait_listening(fp_test_daemon_t *d)
 
 fp_status_t fp_test_daemon_start(const char *const extra_args[], fp_test_daemon_t *d_p)
 {
+    return fp_test_daemon_start_setup(extra_args, NULL, NULL, d_p);
+}
+
+fp_status_t fp_test_daemon_start_setup(const char *const extra_args[],
+                                       fp_test_daemon_child_func_t setup, void *setup_arg,
+                                       fp_test_daemon_t *d_p)
+{
     static const char *const base_args[] = {"--listen",      "127.0.0.1:0", "--port-file",
                                             NULL /* port */, "--log-level", "info"};
     const size_t nbase = sizeof(base_args) / sizeof(base_args[0]);
@@ -409,7 +419,7 @@ fp_status_t fp_test_daemon_start(const char *const extra_args[], fp_test_daemon_
     parent = getpid();
     d.pid = fork();
     if (d.pid == 0)
-        child_exec(argv, d.log_path, parent);
+        child_exec(argv, d.log_path, parent, setup, setup_arg);
     free(argv);
     if (d.pid < 0) {
         fprintf(stderr, "fp_test: fork: %s\n", strerror(errno));

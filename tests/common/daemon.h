@@ -79,6 +79,19 @@ typedef struct fp_test_daemon {
  */
 fp_status_t fp_test_daemon_start(const char *const extra_args[], fp_test_daemon_t *d_p);
 
+/* Runs in the forked child just before exec; only async-signal-safe calls. */
+typedef void (*fp_test_daemon_child_func_t)(void *arg);
+
+/*
+ * fp_test_daemon_start(), with @setup(@setup_arg) called in the child right
+ * before exec (after its descriptors are set up), unless @setup is NULL: to
+ * lower a limit or install a seccomp filter in the daemon only. @setup may
+ * _exit() to fail the start; it must not allocate.
+ */
+fp_status_t fp_test_daemon_start_setup(const char *const extra_args[],
+                                       fp_test_daemon_child_func_t setup, void *setup_arg,
+                                       fp_test_daemon_t *d_p);
+
 /*
  * Send SIGTERM, wait up to FP_TEST_DAEMON_STOP_MS for the daemon to exit, then
  * SIGKILL it (saying so on stderr). Removes the temporary directory (unless
