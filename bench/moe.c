@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`: the MoE expert-loading experiment (RMAI, EuroMLSys'25,
+ * `farpool-bench moe`: the MoE expert-loading experiment (RMAI, EuroMLSys'25,
  * reproduced and answered side by side in one run). See bench/README.md,
- * "farpool bench moe", for how to read its output.
+ * "farpool-bench moe", for how to read its output.
  *
  * A synthetic MoE serving loop. E experts of S bytes (for each S of --sizes);
  * a router picks the top-k distinct experts of each batch from a Zipf-like
@@ -159,7 +159,7 @@ typedef struct moe_bench {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: farpool bench moe [OPTIONS]\n"
+            "Usage: farpool-bench moe [OPTIONS]\n"
             "The MoE expert-loading experiment: a synthetic serving loop that loads the\n"
             "experts a router picks, computes on them and unloads what the memory budget\n"
             "requires, with each strategy on the same trace: local DRAM, cold disk (mmap and\n"
@@ -197,7 +197,7 @@ static void usage(FILE *out)
             "\n"
             "Output: a Markdown table per expert size and the targets on stdout, PREFIX.csv,\n"
             "and PREFIX.png (with gnuplot). Exit status: 0 done, 1 a strategy failed or\n"
-            "computed different bytes, 2 bad usage. See farpool(1) and bench/README.md.\n",
+            "computed different bytes, 2 bad usage. See farpool-bench(1) and bench/README.md.\n",
             DEFAULT_EXPERTS, DEFAULT_SIZES, DEFAULT_TOP_K, MOE_TOKENS_MAX, DEFAULT_TOKENS,
             DEFAULT_BATCHES, DEFAULT_SKEW, DEFAULT_SEED, DEFAULT_RUNS, DEFAULT_TIME_LIMIT,
             QUICK_EXPERTS, QUICK_SIZES, QUICK_BATCHES, DEFAULT_DIR_PARENT, DEFAULT_OUT);
@@ -213,7 +213,7 @@ static int usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry 'farpool bench moe --help'.\n");
+    fprintf(stderr, "\nTry 'farpool-bench moe --help'.\n");
     return EXIT_USAGE;
 }
 
@@ -1212,7 +1212,7 @@ static void print_header(const moe_bench_t *b)
         moe_size_str(cfg->budget, budget, sizeof(budget));
     else
         snprintf(budget, sizeof(budget), "%" PRIu64 " experts", cfg->budget);
-    printf("## farpool bench moe\n\n");
+    printf("## farpool-bench moe\n\n");
     printf("%u experts, sizes", cfg->experts);
     for (unsigned i = 0; i < cfg->nsizes; i++) {
         char sz[32];

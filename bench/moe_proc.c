@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* `farpool bench moe`, children, files and system queries; see moe_proc.h. */
+/* `farpool-bench moe`, children, files and system queries; see moe_proc.h. */
 #include "moe_proc.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`, its surroundings: the child processes it runs
+ * `farpool-bench moe`, its surroundings: the child processes it runs
  * (farpoold, memcached), the files and directories it creates (the experts'
  * disk file, port files), their cleanup on every exit path, and what it asks
  * the system (free memory, free disk, free ports, a child's CPU time).
@@ -14,7 +14,7 @@
  * saying so, then dies of the signal. moe_proc_cleanup() does it on a normal
  * exit.
  *
- * Errors are printed to stderr, prefixed "farpool bench moe: ", where first
+ * Errors are printed to stderr, prefixed "farpool-bench moe: ", where first
  * seen, and returned as an fp_status_t.
  *
  * Thread safety: none; everything here runs on the benchmark's main thread
@@ -30,7 +30,7 @@
 
 #include <farpool/status.h>
 
-#define MOE_PROG "farpool bench moe"
+#define MOE_PROG "farpool-bench moe"
 
 /* printf to stderr with the program's prefix and a newline. */
 void moe_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* `farpool bench moe`, the reports: tables, targets, CSV, plot; see moe_report.h. */
+/* `farpool-bench moe`, the reports: tables, targets, CSV, plot; see moe_report.h. */
 #include "moe_report.h"
 
 #include <errno.h>
@@ -355,7 +355,7 @@ static bool plot_script(const char *script, const char *png, const char *term,
     fprintf(f, "set terminal %s size 1000,620 noenhanced\n", term);
     fprintf(f, "set output '%s'\n", png);
     fprintf(f,
-            "set title \"farpool bench moe: median expert load time (%u experts, top-%u, "
+            "set title \"farpool-bench moe: median expert load time (%u experts, top-%u, "
             "%u batches, seed %" PRIu64 ")\"\n",
             info->experts, info->top_k, info->batches, info->seed);
     fprintf(f, "set xlabel \"expert size (MiB)\"\nset ylabel \"median load time (ms)\"\n");

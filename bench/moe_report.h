@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`, the results and their reports: the Markdown tables on
+ * `farpool-bench moe`, the results and their reports: the Markdown tables on
  * stdout, the targets of the issue (met or not, with the ratio), the CSV file
  * and the PNG plot drawn by gnuplot (load time by expert size, one line per
  * strategy, log axes).

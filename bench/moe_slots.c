@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* `farpool bench moe`: expert-sized buffers; see moe_slots.h. */
+/* `farpool-bench moe`: expert-sized buffers; see moe_slots.h. */
 #include "moe_slots.h"
 
 #include <errno.h>

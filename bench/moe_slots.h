@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`: expert-sized buffers. moe_alloc() gives anonymous
+ * `farpool-bench moe`: expert-sized buffers. moe_alloc() gives anonymous
  * memory (4 KiB pages: MADV_HUGEPAGE made the first touch slower, not faster,
  * on these guests, compaction included). A moe_slots_t is the pool of `slots` such buffers that the
  * O_DIRECT and memcached stores read experts into: allocated and written once

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`: the local stores, DRAM and the disk file (through mmap
+ * `farpool-bench moe`: the local stores, DRAM and the disk file (through mmap
  * and through O_DIRECT); see moe_store.h.
  */
 #include "moe_store.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`, the strategies: where the experts live and what
+ * `farpool-bench moe`, the strategies: where the experts live and what
  * loading and unloading one means. One ops table, one implementation per
  * kind of store (moe_store.c: local DRAM and the disk file; moe_store_mc.c:
  * memcached; moe_store_fp.c: farpool).

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`: the farpool store; see moe_store.h.
+ * `farpool-bench moe`: the farpool store; see moe_store.h.
  *
  * Data. One region per granule holds every expert back to back (expert e at
  * byte e * size). It is created and written through the node's slab API

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`: the memcached store, what an application that is
+ * `farpool-bench moe`: the memcached store, what an application that is
  * rewritten around a key-value store gets; see moe_store.h.
  *
  * The server is a real memcached, started here on 127.0.0.1 with a port that

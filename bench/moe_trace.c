@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* `farpool bench moe`, the workload: router, plan, bytes, compute; see moe_trace.h. */
+/* `farpool-bench moe`, the workload: router, plan, bytes, compute; see moe_trace.h. */
 #include "moe_trace.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench moe`, the workload: the router's trace, the plan of loads and
+ * `farpool-bench moe`, the workload: the router's trace, the plan of loads and
  * unloads that a resident set bounded by the budget makes of it, the bytes of
  * every expert, and the compute done on a loaded expert.
  *

@@ -1,29 +1,72 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench rw`: the first end-to-end workload. Allocates slabs on a
- * memory node to hold SIZE bytes, writes a pattern that encodes each byte's
- * offset, reads everything back, verifies every byte, reports throughput and
- * frees the slabs. Exits non-zero on any mismatch.
+ * `farpool-bench rw` (also `farpool bench rw`): the first end-to-end workload.
+ * Allocates slabs on a memory node to hold SIZE bytes, writes a pattern that
+ * encodes each byte's offset, reads everything back, verifies every byte,
+ * reports throughput and frees the slabs. Exits 1 on any mismatch or failure,
+ * 2 on bad usage.
  */
+#include "rw.h"
+
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include <farpool/farpool.h>
+
 #include "common/parse.h"
 #include "common/time.h"
+
+#define PFX "farpool-bench rw: "
+
+/* Exit codes. */
+#define RW_EXIT_OK      0
+#define RW_EXIT_FAILURE 1
+#define RW_EXIT_USAGE   2
 
 #define STEP (16u << 20) /* bytes per API call */
 
 static void rw_usage(void)
 {
-    printf("Usage: farpool bench rw --node ADDR:PORT [--size SIZE] [--secret-file FILE]\n"
+    printf("Usage: farpool-bench rw --node ADDR:PORT [--size SIZE] [--secret-file FILE]\n"
            "Write SIZE bytes to a memory node, read them back, verify, print throughput.\n\n"
            "  -n, --node ADDR:PORT   the memory node (farpoold)\n"
            "  -s, --size SIZE        bytes to move (default 256M; 64K, 1G, ...)\n"
            "  -k, --secret-file F    the pool's secret (default: $FARPOOL_SECRET_FILE)\n");
+}
+
+/* Print "farpool-bench rw: MSG" and where to find help; return RW_EXIT_USAGE. */
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, PFX);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'farpool-bench rw --help'.\n");
+    return RW_EXIT_USAGE;
+}
+
+/* Connect to @addr with the secret of @secret_file, else of $FARPOOL_SECRET_FILE. */
+static fp_status_t rw_connect(const char *addr, const char *secret_file, farpool_node_t **node_p)
+{
+    farpool_node_params_t params = {0};
+    fp_status_t status;
+
+    if (secret_file == NULL)
+        secret_file = getenv("FARPOOL_SECRET_FILE");
+    if (secret_file != NULL && secret_file[0] != '\0') {
+        params.field_mask |= FARPOOL_NODE_PARAM_SECRET_FILE;
+        params.secret_file = secret_file;
+    }
+    status = farpool_node_connect(addr, &params, node_p);
+    if (status != FP_OK)
+        fprintf(stderr, PFX "cannot use node %s: %s\n", addr, fp_status_string(status));
+    return status;
 }
 
 /* Each 8-byte word holds a mix of its absolute offset and the run's seed. */
@@ -42,7 +85,7 @@ static int64_t verify(const uint64_t *w, size_t words, uint64_t offset, uint64_t
     return -1;
 }
 
-int cli_bench_rw(int argc, char **argv)
+int bench_rw_main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"node", required_argument, NULL, 'n'},
@@ -57,7 +100,7 @@ int cli_bench_rw(int argc, char **argv)
     farpool_node_t *node = NULL;
     fp_status_t status = FP_OK;
     char text[32];
-    int opt, rc = CLI_EXIT_FAILURE;
+    int opt, rc = RW_EXIT_FAILURE;
 
     while ((opt = getopt_long(argc, argv, "n:s:k:h", options, NULL)) != -1) {
         switch (opt) {
@@ -66,30 +109,30 @@ int cli_bench_rw(int argc, char **argv)
             break;
         case 's':
             if (fp_parse_size(optarg, &size) != FP_OK || size == 0 || size % 8 != 0)
-                return cli_usage_error(
-                    "bench rw ", "invalid --size '%s' (a multiple of 8 bytes, e.g. 256M)", optarg);
+                return usage_error("invalid --size '%s' (a multiple of 8 bytes, e.g. 256M)",
+                                   optarg);
             break;
         case 'k':
             secret_file = optarg;
             break;
         case 'h':
             rw_usage();
-            return CLI_EXIT_OK;
+            return RW_EXIT_OK;
         default:
-            return cli_usage_error("bench rw ", "bad option");
+            return usage_error("bad option");
         }
     }
     if (optind < argc)
-        return cli_usage_error("bench rw ", "unexpected argument '%s'", argv[optind]);
+        return usage_error("unexpected argument '%s'", argv[optind]);
     if (addr == NULL)
-        return cli_usage_error("bench rw ", "--node ADDR:PORT is required");
-    if (cli_connect(addr, secret_file, &node) != FP_OK)
-        return CLI_EXIT_FAILURE;
+        return usage_error("--node ADDR:PORT is required");
+    if (rw_connect(addr, secret_file, &node) != FP_OK)
+        return RW_EXIT_FAILURE;
 
     buf = malloc(STEP);
     slabs = calloc(size / (64u << 10) + 1, sizeof(*slabs));
     if (buf == NULL || slabs == NULL) {
-        fprintf(stderr, "farpool: out of memory\n");
+        fprintf(stderr, PFX "out of memory\n");
         goto out;
     }
     /* Allocate slabs until SIZE is covered. */
@@ -97,7 +140,7 @@ int cli_bench_rw(int argc, char **argv)
         status = farpool_slab_alloc(node, &slabs[nslabs], &slab_size);
         if (status != FP_OK) {
             fp_format_size(size, text, sizeof(text));
-            fprintf(stderr, "farpool: cannot allocate %s on %s: %s\n", text, addr,
+            fprintf(stderr, PFX "cannot allocate %s on %s: %s\n", text, addr,
                     fp_status_string(status));
             goto out;
         }
@@ -137,7 +180,7 @@ int cli_bench_rw(int argc, char **argv)
         }
         bad = verify(buf, n / 8, off, seed);
         if (bad >= 0) {
-            fprintf(stderr, "farpool: WRONG DATA at offset %" PRId64 " of the region\n", bad);
+            fprintf(stderr, PFX "WRONG DATA at offset %" PRId64 " of the region\n", bad);
             goto out;
         }
     }
@@ -150,11 +193,11 @@ int cli_bench_rw(int argc, char **argv)
            (double)t_write / 1e9);
     printf("read   %8.1f MB/s  (%.3f s, every byte verified)\n",
            (double)size / ((double)t_read / 1e9) / 1e6, (double)t_read / 1e9);
-    rc = CLI_EXIT_OK;
+    rc = RW_EXIT_OK;
     goto out;
 
 io_error:
-    fprintf(stderr, "farpool: I/O with %s failed: %s\n", addr, fp_status_string(status));
+    fprintf(stderr, PFX "I/O with %s failed: %s\n", addr, fp_status_string(status));
 out:
     for (uint64_t i = 0; node != NULL && i < nslabs; i++)
         farpool_slab_free(node, slabs[i]);

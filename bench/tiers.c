@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench tiers`: the characterization of the memory tiers a user can
+ * `farpool-bench tiers`: the characterization of the memory tiers a user can
  * choose from, measured in one run: local DRAM, the pool over loopback, the
  * pool across a veth pair into a network namespace, and local disk read cold.
  * For each: the latency of random 4 KiB accesses (median and p99) and the
@@ -97,7 +97,7 @@
 #include "tiers_report.h"
 #include "tiers_sys.h"
 
-#define PFX            "farpool bench tiers: "
+#define PFX            "farpool-bench tiers: "
 #define PAGE           (4 * KIB)
 #define MAX_RUNS       64
 #define LAT_WARM       20
@@ -882,7 +882,7 @@ static void print_header(const tiers_t *t)
 {
     const tiers_cfg_t *c = &t->cfg;
 
-    printf("## farpool bench tiers\n\n");
+    printf("## farpool-bench tiers\n\n");
     printf("- median of %u run%s%s; each bandwidth point reads %llu MiB or runs %.2f s, each "
            "latency figure times up to %u distinct random 4 KiB pages (or %.1f s)\n",
            c->runs, c->runs == 1 ? "" : "s", c->quick ? " (--quick)" : "",
@@ -923,7 +923,7 @@ static void print_header(const tiers_t *t)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: farpool bench tiers [OPTIONS]\n"
+            "Usage: farpool-bench tiers [OPTIONS]\n"
             "Characterize the memory tiers: local DRAM, the pool over loopback, the pool across\n"
             "a network namespace (veth), local disk read cold. For each: latency of random\n"
             "4 KiB accesses (median, p99) and sequential bandwidth by block size, 4 KiB to\n"
@@ -956,7 +956,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry 'farpool bench tiers --help'.\n");
+    fprintf(stderr, "\nTry 'farpool-bench tiers --help'.\n");
     return 2;
 }
 
@@ -995,12 +995,12 @@ static int dir_check(const char *opt, const char *dir)
     struct stat st;
 
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, PFX "%s %s: not a directory\nTry 'farpool bench tiers --help'.\n", opt,
+        fprintf(stderr, PFX "%s %s: not a directory\nTry 'farpool-bench tiers --help'.\n", opt,
                 dir);
         return -1;
     }
     if (access(dir, W_OK | X_OK) != 0) {
-        fprintf(stderr, PFX "%s %s: not writable\nTry 'farpool bench tiers --help'.\n", opt, dir);
+        fprintf(stderr, PFX "%s %s: not writable\nTry 'farpool-bench tiers --help'.\n", opt, dir);
         return -1;
     }
     return 0;

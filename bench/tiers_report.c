@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* `farpool bench tiers`: medians, tables, CSV and plots; see tiers_report.h. */
+/* `farpool-bench tiers`: medians, tables, CSV and plots; see tiers_report.h. */
 #include "tiers_report.h"
 
 #include <errno.h>
@@ -265,7 +265,7 @@ int tiers_write_csv(const char *path, const tiers_summary_t *sum)
     FILE *f = fopen(path, "w");
 
     if (f == NULL) {
-        fprintf(stderr, "farpool bench tiers: cannot write %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "farpool-bench tiers: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
     fprintf(f, "series,label,measure,block_bytes,value,unit,vs_dram,vs_disk,runs\n");
@@ -278,7 +278,7 @@ int tiers_write_csv(const char *path, const tiers_summary_t *sum)
             csv_row(f, s, "bandwidth", tiers_blocks[k], &sum->gbs[s][k], "GB/s", sum->runs);
     }
     if (ferror(f) || fclose(f) != 0) {
-        fprintf(stderr, "farpool bench tiers: cannot write %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "farpool-bench tiers: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -344,7 +344,7 @@ static void write_script(FILE *f, const char *dir, const tiers_summary_t *sum)
     fprintf(f, "EOD\n");
     fprintf(f, "set output '%s/tiers_bandwidth.png'\n", dir);
     fprintf(f,
-            "set title 'farpool bench tiers: sequential bandwidth by block size (median of %u "
+            "set title 'farpool-bench tiers: sequential bandwidth by block size (median of %u "
             "run%s)'\n",
             sum->runs, sum->runs == 1 ? "" : "s");
     fprintf(f, "set xlabel 'block size'\nset ylabel 'GB/s'\nset logscale x 2\nset logscale y\n");
@@ -375,7 +375,7 @@ static void write_script(FILE *f, const char *dir, const tiers_summary_t *sum)
     fprintf(f, "EOD\n");
     fprintf(f, "set output '%s/tiers_latency.png'\n", dir);
     fprintf(f,
-            "set title 'farpool bench tiers: random 4 KiB access latency (median of %u run%s)'\n",
+            "set title 'farpool-bench tiers: random 4 KiB access latency (median of %u run%s)'\n",
             sum->runs, sum->runs == 1 ? "" : "s");
     fprintf(f, "set ylabel 'microseconds'\nset logscale y\nset yrange [0.1:*]\n"
                "set style data histograms\nset style histogram clustered gap 1\n"
@@ -393,12 +393,12 @@ int tiers_plot(const char *dir, const tiers_summary_t *sum)
     pid_t pid;
 
     if (!in_path("gnuplot")) {
-        fprintf(stderr, "farpool bench tiers: gnuplot not found: no PNG written (the CSV is "
+        fprintf(stderr, "farpool-bench tiers: gnuplot not found: no PNG written (the CSV is "
                         "there); install gnuplot for the plots\n");
         return 1;
     }
     if (!plot_path_ok(dir)) {
-        fprintf(stderr, "farpool bench tiers: cannot plot into %s (a quote in the path)\n", dir);
+        fprintf(stderr, "farpool-bench tiers: cannot plot into %s (a quote in the path)\n", dir);
         return -1;
     }
     /* No stale plot of an earlier run may pass for this one's. */
@@ -408,13 +408,13 @@ int tiers_plot(const char *dir, const tiers_summary_t *sum)
     unlink(png[1]);
 
     if (pipe(pfd) != 0) {
-        fprintf(stderr, "farpool bench tiers: pipe: %s\n", strerror(errno));
+        fprintf(stderr, "farpool-bench tiers: pipe: %s\n", strerror(errno));
         return -1;
     }
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
-        fprintf(stderr, "farpool bench tiers: fork: %s\n", strerror(errno));
+        fprintf(stderr, "farpool-bench tiers: fork: %s\n", strerror(errno));
         close(pfd[0]);
         close(pfd[1]);
         return -1;
@@ -452,7 +452,7 @@ int tiers_plot(const char *dir, const tiers_summary_t *sum)
             kill(pid, SIGKILL);
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
-            fprintf(stderr, "farpool bench tiers: gnuplot took over %d s; killed\n",
+            fprintf(stderr, "farpool-bench tiers: gnuplot took over %d s; killed\n",
                     PLOT_TIMEOUT_MS / 1000);
             return -1;
         }
@@ -460,7 +460,7 @@ int tiers_plot(const char *dir, const tiers_summary_t *sum)
     }
     if (f == NULL || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || access(png[0], R_OK) != 0 ||
         access(png[1], R_OK) != 0) {
-        fprintf(stderr, "farpool bench tiers: gnuplot failed (status %d): no PNG written\n", st);
+        fprintf(stderr, "farpool-bench tiers: gnuplot failed (status %d): no PNG written\n", st);
         return -1;
     }
     return 0;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench tiers`: the figures of one run, their medians over runs, and
+ * `farpool-bench tiers`: the figures of one run, their medians over runs, and
  * the report (Markdown tables on stdout, a CSV file, PNG plots through
  * gnuplot). See tiers.c for what is measured and how.
  *

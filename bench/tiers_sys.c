@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* `farpool bench tiers`: namespace, its farpoold, disk file, cleanup; see tiers_sys.h. */
+/* `farpool-bench tiers`: namespace, its farpoold, disk file, cleanup; see tiers_sys.h. */
 #include "tiers_sys.h"
 
 #include <arpa/inet.h>
@@ -24,7 +24,7 @@
 #include "bench_common.h"
 #include "common/time.h"
 
-#define PFX              "farpool bench tiers: "
+#define PFX              "farpool-bench tiers: "
 #define NS_PREFIX        "farpool-tiers-"
 #define FILE_PREFIX      "farpool-tiers"      /* FILE_PREFIX.PID.XXXXXX: the disk file */
 #define TMP_PREFIX       "/tmp/farpool-tiers" /* TMP_PREFIX.PID.XXXXXX: port and secret */

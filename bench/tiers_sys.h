@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `farpool bench tiers`: what it sets up outside its own memory, and undoes
+ * `farpool-bench tiers`: what it sets up outside its own memory, and undoes
  * on every exit path: a network namespace joined to the root namespace by a
  * veth pair, the farpoold that runs inside it (with a secret, since it does
  * not listen on loopback), and the cold file of the disk tier.
@@ -24,7 +24,7 @@
  * bench_common's directory (/tmp/farpool-bench-tiers.XXXXXX with a port
  * file): its name carries no PID to tell a dead run's from a live one's.
  *
- * Errors are printed where first seen, prefixed "farpool bench tiers: ".
+ * Errors are printed where first seen, prefixed "farpool-bench tiers: ".
  *
  * Thread safety: none; call from the main thread. The state is process-wide
  * because the signal handler needs it.

@@ -11,7 +11,6 @@
 #define CLI_EXIT_USAGE   2
 
 int cli_status(int argc, char **argv);
-int cli_bench_rw(int argc, char **argv);
 
 /* Print "farpool: MSG\nTry 'farpool CMD --help'." and return CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * farpool: the command-line tool. Dispatches to a subcommand; each lives in its
- * own cmd_*.c file and parses its own options.
+ * own cmd_*.c file and parses its own options. The benchmarks are another
+ * program, farpool-bench (bench/): `farpool bench NAME ARGS...` execs it, so
+ * this one links none of their code.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
-#ifdef FP_HAVE_BENCH
-#include "moe.h"
-#include "tiers.h"
-#endif
 
 static void usage(FILE *out)
 {
@@ -25,6 +26,7 @@ static void usage(FILE *out)
             "  bench rw --node ADDR:PORT [--size S] write, read back and verify S bytes\n"
             "  bench moe [OPTIONS]                  the MoE expert-loading experiment\n"
             "  bench tiers [OPTIONS]                latency and bandwidth of each memory tier\n\n"
+            "'farpool bench NAME ...' runs 'farpool-bench NAME ...'; see farpool-bench(1).\n\n"
             "Options of every command:\n"
             "  --secret-file FILE   the pool's secret (default: $FARPOOL_SECRET_FILE)\n"
             "  -h, --help           help of a command\n\n"
@@ -61,6 +63,54 @@ fp_status_t cli_connect(const char *addr, const char *secret_file, farpool_node_
     return status;
 }
 
+/*
+ * `farpool bench NAME ARGS...`: exec `farpool-bench NAME ARGS...`, the one
+ * beside this executable (/proc/self/exe), else the first in PATH. Returns
+ * only if neither can be run.
+ */
+static int cli_bench(int argc, char **argv)
+{
+    char self[PATH_MAX], path[PATH_MAX + 16];
+    char **args;
+    ssize_t n;
+
+    if (argc < 2)
+        return cli_usage_error("", "bench needs a benchmark name: rw, moe or tiers");
+    args = calloc((size_t)argc + 1, sizeof(*args));
+    if (args == NULL) {
+        fprintf(stderr, "farpool: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    args[0] = "farpool-bench";
+    for (int i = 1; i < argc; i++)
+        args[i] = argv[i];
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        char *slash;
+
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(path, sizeof(path), "%s/farpool-bench", self);
+            if (access(path, X_OK) == 0) {
+                execv(path, args);
+                fprintf(stderr, "farpool: cannot run %s: %s\n", path, strerror(errno));
+                free(args);
+                return CLI_EXIT_FAILURE;
+            }
+        }
+    }
+    execvp("farpool-bench", args);
+    if (errno == ENOENT)
+        fprintf(stderr, "farpool: farpool bench needs farpool-bench, which this installation "
+                        "lacks; build with -DFP_BUILD_BENCH=ON\n");
+    else
+        fprintf(stderr, "farpool: cannot run farpool-bench: %s\n", strerror(errno));
+    free(args);
+    return CLI_EXIT_FAILURE;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -79,18 +129,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "status") == 0)
         return cli_status(argc - 1, argv + 1);
-    if (strcmp(argv[1], "bench") == 0) {
-        if (argc >= 3 && strcmp(argv[2], "rw") == 0)
-            return cli_bench_rw(argc - 2, argv + 2);
-#ifdef FP_HAVE_BENCH
-        if (argc >= 3 && strcmp(argv[2], "moe") == 0)
-            return bench_moe_main(argc - 2, argv + 2);
-        if (argc >= 3 && strcmp(argv[2], "tiers") == 0)
-            return bench_tiers_main(argc - 2, argv + 2);
-        return cli_usage_error("", "bench needs a benchmark name: rw, moe or tiers");
-#else
-        return cli_usage_error("", "bench needs a benchmark name: rw (built without bench/)");
-#endif
-    }
+    if (strcmp(argv[1], "bench") == 0)
+        return cli_bench(argc - 1, argv + 1);
     return cli_usage_error("", "unknown command '%s'", argv[1]);
 }

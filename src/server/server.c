@@ -31,10 +31,22 @@
  * Timeouts, checked every SWEEP_MS: the handshake (HELLO, and AUTH when a
  * secret is set) must finish within handshake_timeout_ms; a connection that
  * stops mid-frame for idle_timeout_ms is closed.
+ *
+ * Out of descriptors (as libuv and redis do it): accept() failing with
+ * EMFILE or ENFILE leaves the connection in the backlog and the listener
+ * readable, so a level-triggered loop would spin on it, logging each time.
+ * The server holds a spare descriptor (/dev/null) instead: it closes it,
+ * accepts and closes at once what waits (the client sees its connection
+ * closed rather than hanging), and takes the spare back. When that cannot
+ * help (no spare, or still no descriptor, or accept() fails for want of
+ * memory) the listener leaves the epoll set for ACCEPT_PAUSE_MS, a deadline
+ * folded into epoll_wait()'s timeout: no busy loop, no sleep. What was shed
+ * or paused is said at most once per ACCEPT_REPORT_MS, with the counts.
  */
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -52,71 +64,209 @@
 #include "server_int.h"
 #include "slab.h"
 
-#define SWEEP_MS   200
-#define MAX_EVENTS 64
+#define SWEEP_MS         200
+#define MAX_EVENTS       64
+#define ACCEPT_BATCH     64   /* connections accepted per wakeup, at most */
+#define SHED_BATCH       1024 /* connections shed per wakeup, at most */
+#define ACCEPT_PAUSE_MS  100  /* the listener rests this long when accept() cannot succeed */
+#define ACCEPT_REPORT_MS 1000 /* accept troubles are said at most once per this */
 
 /* Markers for epoll's data pointer. */
 static char listen_marker, stop_marker;
 
+/* Take the spare descriptor (again); quietly none if that fails. */
+static void spare_open(fp_server_t *srv)
+{
+    if (srv->spare_fd < 0)
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * Say the accept troubles counted since the last line, unless that line is
+ * younger than ACCEPT_REPORT_MS (and not @force).
+ */
+static void accept_report(fp_server_t *srv, uint64_t now, bool force)
+{
+    const char *why = strerror(srv->accept_err);
+
+    if (srv->accept_shed == 0 && srv->accept_pauses == 0)
+        return;
+    if (!force && now - srv->accept_said_ns < ACCEPT_REPORT_MS * FP_NS_PER_MS)
+        return;
+    if (srv->accept_shed > 0)
+        fp_warn(srv->log, "%s: %s: shed %llu new connection%s (closed unserved)", srv->accept_what,
+                why, (unsigned long long)srv->accept_shed, srv->accept_shed == 1 ? "" : "s");
+    if (srv->accept_pauses > 0)
+        fp_warn(srv->log, "%s: %s: stopped accepting for %d ms, %llu time%s", srv->accept_what, why,
+                ACCEPT_PAUSE_MS, (unsigned long long)srv->accept_pauses,
+                srv->accept_pauses == 1 ? "" : "s");
+    srv->accept_shed = srv->accept_pauses = 0;
+    srv->accept_said_ns = now;
+}
+
+/* Count @shed connections lost (and a pause if @paused) to @what failing with @err. */
+static void accept_trouble(fp_server_t *srv, const char *what, int err, uint64_t shed, bool paused)
+{
+    srv->accept_what = what;
+    srv->accept_err = err;
+    srv->accept_shed += shed;
+    srv->accept_pauses += paused;
+    accept_report(srv, fp_time_ns(), false);
+}
+
+/* Stop watching the listener for ACCEPT_PAUSE_MS after @what failed with @err. */
+static void accept_pause(fp_server_t *srv, const char *what, int err)
+{
+    srv->accept_paused = true;
+    srv->accept_resume_ns = fp_time_ns() + ACCEPT_PAUSE_MS * FP_NS_PER_MS;
+    accept_trouble(srv, what, err, 0, true);
+    /* Level-triggered: a readable listener left in the set would wake the loop at once. */
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL) != 0 && errno != ENOENT)
+        fp_error(srv->log, "epoll_ctl(DEL) of the listener: %s; its events are ignored for now",
+                 strerror(errno));
+}
+
+/* Watch the listener again once its pause is over; if that fails, pause again. */
+static void accept_resume(fp_server_t *srv)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_marker};
+
+    spare_open(srv);
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) != 0 && errno != EEXIST) {
+        accept_pause(srv, "epoll_ctl(ADD) of the listener", errno);
+        return;
+    }
+    srv->accept_paused = false;
+}
+
+/* An accept() error that belongs to one connection: skip it and go on. */
+static bool accept_error_is_transient(int err)
+{
+    switch (err) {
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM: /* a firewall rule */
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * accept() failed with EMFILE or ENFILE: give the spare descriptor up,
+ * accept and close at once the connections that wait, take the spare back.
+ * False if that could not help: there is no spare, or still no descriptor.
+ */
+static bool accept_shed(fp_server_t *srv, int err)
+{
+    uint64_t shed = 0;
+    bool helped = false;
+
+    if (srv->spare_fd < 0)
+        return false;
+    close(srv->spare_fd);
+    srv->spare_fd = -1;
+    for (int i = 0; i < SHED_BATCH; i++) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+        if (fd >= 0) {
+            close(fd);
+            shed++;
+            helped = true;
+            continue;
+        }
+        if (errno == EINTR || accept_error_is_transient(errno))
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            helped = true; /* nothing (more) waits */
+        break;
+    }
+    spare_open(srv);
+    accept_trouble(srv, "accept", err, shed, false);
+    return helped;
+}
+
+/* Set up a connection for the accepted socket @fd from @ss; closes @fd on failure. */
+static void conn_open(fp_server_t *srv, int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
+    struct epoll_event ev;
+    fp_addr_t peer;
+    fp_server_conn_t *c;
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        c->in = malloc(FP_SERVER_IN_BUF_SIZE);
+        c->wiov = malloc(FP_PROTO_MAX_RANGES * sizeof(*c->wiov));
+        c->wslabs = malloc(FP_PROTO_MAX_RANGES * sizeof(*c->wslabs));
+    }
+    if (c == NULL || c->in == NULL || c->wiov == NULL || c->wslabs == NULL) {
+        accept_trouble(srv, "out of memory for a new connection", ENOMEM, 1, false);
+        goto err_free;
+    }
+    memcpy(&peer.ss, ss, sizeof(*ss));
+    peer.len = len;
+    fp_addr_format(&peer, c->peer, sizeof(c->peer));
+    c->fd = fd;
+    c->accepted_ns = c->last_rx_ns = fp_time_ns();
+    c->events = EPOLLIN;
+    ev.events = EPOLLIN;
+    ev.data.ptr = c;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        accept_trouble(srv, "epoll_ctl(ADD) of a new connection", errno, 1, false);
+        goto err_free;
+    }
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nclients++;
+    fp_debug(srv->log, "%s: accepted", c->peer);
+    return;
+
+err_free:
+    if (c != NULL) {
+        free(c->in);
+        free(c->wiov);
+        free(c->wslabs);
+        free(c);
+    }
+    close(fd);
+}
+
+/* The listener is readable: accept up to ACCEPT_BATCH connections. */
 static void accept_clients(fp_server_t *srv)
 {
-    for (;;) {
+    for (int i = 0; i < ACCEPT_BATCH && !srv->accept_paused; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
-        struct epoll_event ev;
-        fp_addr_t peer;
-        fp_server_conn_t *c;
-        int one = 1;
         int fd =
             accept4(srv->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                fp_warn(srv->log, "accept: %s", strerror(errno));
+        if (fd >= 0) {
+            conn_open(srv, fd, &ss, len);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
             return;
-        }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-        c = calloc(1, sizeof(*c));
-        if (c != NULL) {
-            c->in = malloc(FP_SERVER_IN_BUF_SIZE);
-            c->wiov = malloc(FP_PROTO_MAX_RANGES * sizeof(*c->wiov));
-            c->wslabs = malloc(FP_PROTO_MAX_RANGES * sizeof(*c->wslabs));
-        }
-        if (c == NULL || c->in == NULL || c->wiov == NULL || c->wslabs == NULL) {
-            fp_error(srv->log, "out of memory accepting a client");
-            if (c != NULL) {
-                free(c->in);
-                free(c->wiov);
-                free(c->wslabs);
-            }
-            free(c);
-            close(fd);
+        if (errno == EINTR)
+            continue;
+        if (accept_error_is_transient(errno)) {
+            fp_debug(srv->log, "accept: %s", strerror(errno));
             continue;
         }
-        memcpy(&peer.ss, &ss, sizeof(ss));
-        peer.len = len;
-        fp_addr_format(&peer, c->peer, sizeof(c->peer));
-        c->fd = fd;
-        c->accepted_ns = c->last_rx_ns = fp_time_ns();
-        c->events = EPOLLIN;
-        ev.events = EPOLLIN;
-        ev.data.ptr = c;
-        if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            fp_error(srv->log, "epoll_ctl: %s", strerror(errno));
-            free(c->in);
-            free(c->wiov);
-            free(c->wslabs);
-            free(c);
-            close(fd);
-            continue;
-        }
-        c->next = srv->conns;
-        if (srv->conns != NULL)
-            srv->conns->prev = c;
-        srv->conns = c;
-        srv->nclients++;
-        fp_debug(srv->log, "%s: accepted", c->peer);
+        if ((errno == EMFILE || errno == ENFILE) && accept_shed(srv, errno))
+            return; /* epoll says when more wait */
+        accept_pause(srv, "accept", errno);
     }
 }
 
@@ -173,7 +323,7 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         memcpy(srv->secret, params->secret, params->secret_len);
         srv->params.secret = srv->secret;
     }
-    srv->epfd = srv->listen_fd = srv->stop_fd = -1;
+    srv->epfd = srv->listen_fd = srv->stop_fd = srv->spare_fd = -1;
     srv->ranges = calloc(FP_PROTO_MAX_RANGES, sizeof(*srv->ranges));
     if (srv->ranges == NULL) {
         status = FP_ERR_NO_MEMORY;
@@ -216,6 +366,12 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         status = FP_ERR_IO;
         goto err_close_fds;
     }
+    spare_open(srv);
+    if (srv->spare_fd < 0)
+        fp_warn(srv->log,
+                "cannot open /dev/null: %s; out of descriptors, farpoold will pause "
+                "accepting instead of closing new connections at once",
+                strerror(errno));
     ev.events = EPOLLIN;
     ev.data.ptr = &listen_marker;
     epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev);
@@ -247,14 +403,25 @@ void fp_server_local_addr(const fp_server_t *server, fp_addr_t *addr_p)
     *addr_p = server->local;
 }
 
+/* How long epoll_wait() may sleep from @now: until the next sweep or the listener's resumption. */
+static int loop_timeout_ms(const fp_server_t *srv, uint64_t now, uint64_t next_sweep)
+{
+    uint64_t until = next_sweep;
+
+    if (srv->accept_paused && srv->accept_resume_ns < until)
+        until = srv->accept_resume_ns;
+    if (until <= now)
+        return 0;
+    return (int)((until - now + FP_NS_PER_MS - 1) / FP_NS_PER_MS);
+}
+
 fp_status_t fp_server_run(fp_server_t *srv)
 {
     struct epoll_event events[MAX_EVENTS];
-    uint64_t next_sweep = fp_time_ns() + SWEEP_MS * FP_NS_PER_MS;
+    uint64_t now = fp_time_ns(), next_sweep = now + SWEEP_MS * FP_NS_PER_MS;
 
     for (;;) {
-        int n = epoll_wait(srv->epfd, events, MAX_EVENTS, SWEEP_MS);
-        uint64_t now;
+        int n = epoll_wait(srv->epfd, events, MAX_EVENTS, loop_timeout_ms(srv, now, next_sweep));
 
         if (n < 0 && errno != EINTR) {
             fp_error(srv->log, "epoll_wait: %s", strerror(errno));
@@ -267,14 +434,18 @@ fp_status_t fp_server_run(fp_server_t *srv)
             if (ptr == &stop_marker)
                 return FP_OK;
             if (ptr == &listen_marker) {
-                accept_clients(srv);
+                if (!srv->accept_paused)
+                    accept_clients(srv);
                 continue;
             }
             fp_server_conn_service(srv, c, events[i].events);
         }
         now = fp_time_ns();
+        if (srv->accept_paused && now >= srv->accept_resume_ns)
+            accept_resume(srv);
         if (now >= next_sweep) {
             sweep(srv);
+            accept_report(srv, now, false);
             next_sweep = now + SWEEP_MS * FP_NS_PER_MS;
         }
     }
@@ -291,8 +462,11 @@ void fp_server_destroy(fp_server_t *srv)
 {
     if (srv == NULL)
         return;
+    accept_report(srv, fp_time_ns(), true);
     while (srv->conns != NULL)
         fp_server_conn_close(srv, srv->conns);
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
     close(srv->epfd);
     close(srv->stop_fd);
     close(srv->listen_fd);

@@ -104,7 +104,17 @@ struct fp_server {
     int epfd;
     int listen_fd;
     int stop_fd;
+    int spare_fd; /* /dev/null, given up to accept() when out of descriptors; -1: none */
     fp_addr_t local;
+    /* Accepting: paused while no descriptor or memory can be had (server.c). */
+    bool accept_paused;        /* the listener is out of the epoll set until accept_resume_ns */
+    uint64_t accept_resume_ns; /* when to watch the listener again */
+    /* Accept troubles not said yet; said at most once per ACCEPT_REPORT_MS. */
+    uint64_t accept_said_ns; /* when they were last said */
+    uint64_t accept_shed;    /* connections closed at once, unserved */
+    uint64_t accept_pauses;  /* times accepting was paused */
+    const char *accept_what; /* the call that failed last ("accept", ...) */
+    int accept_err;          /* and its errno */
     fp_server_conn_t *conns;
     uint64_t node_id;
     uint64_t start_ns;

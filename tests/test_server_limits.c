@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * farpoold at its limits: out of file descriptors (issue #18). Each test
+ * runs a real daemon of its own on loopback.
+ *
+ *   - test_fd_exhaustion: the daemon's descriptor limit is lowered (prlimit)
+ *     to what it holds plus a few connections, and more connections keep
+ *     arriving. Its log must stay bounded and its CPU time low (no loop
+ *     spinning on a listener that accept() cannot empty), each connection
+ *     beyond the limit must be closed at once (shed), and once descriptors
+ *     are free again a new client is served.
+ *
+ * DESIGN
+ * Every loop is bounded in count and in time, and every wait is on a
+ * condition (a reply, a closed connection, a log line, the daemon's
+ * descriptor count) with a deadline; the only fixed sleeps pace the arrival
+ * of connections in test_fd_exhaustion and the polling of conditions. CPU
+ * time comes from /proc/PID/stat; bounds are loose enough for a sanitized
+ * daemon beside a busy CPU and far below what the defect costs (a spinning
+ * core).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/attack.h"
+#include "common/daemon.h"
+#include "proto/proto.h"
+
+#define KEY_TEST "limits-key-00001" /* exactly 16 bytes */
+
+/* test_fd_exhaustion */
+#define HOLD_EXTRA      8    /* connections the lowered limit leaves room for */
+#define HOLD_MAX        64   /* ...counting holes below the highest descriptor */
+#define FLOOD_MS        2000 /* connections keep arriving for this long */
+#define FLOOD_MAX       200  /* at most this many */
+#define FLOOD_PACE_MS   10   /* one every this many ms */
+#define SHED_WAIT_MS    1000 /* a connection beyond the limit must be closed within this */
+#define FLOOD_LINES_MAX 8    /* log lines the flood may add (one a second is said) */
+#define FLOOD_CPU_MS    400  /* CPU time the daemon may spend during the flood */
+#define FD_WAIT_MS      5000 /* closed connections must free their descriptors within this */
+
+#define SERVED_DEADLINE_MS 2000 /* a new client gets HELLO and STATS answered within this */
+
+/* The daemon of the running test, and its raw connections; stopped by the teardown. */
+typedef struct limits_env {
+    fp_test_daemon_t d;
+    bool running;
+    int fds[HOLD_MAX + 8];
+    int nfds;
+    uint64_t next_id;
+} limits_env_t;
+
+static limits_env_t env;
+
+/* ---- the daemon's process ---- */
+
+/* User plus system CPU time of @pid so far, in milliseconds. */
+static uint64_t proc_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long utime, stime;
+    long hz = sysconf(_SC_CLK_TCK);
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("cannot open %s: %s", path, strerror(errno));
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        fail_msg("cannot read %s", path);
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the name may hold spaces; fields 3.. follow it */
+    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                            &stime) != 2)
+        fail_msg("cannot parse %s", path);
+    return (utime + stime) * 1000u / (uint64_t)(hz > 0 ? hz : 100);
+}
+
+/* The number of @pid's open descriptors, and the highest one into *@max_p. */
+static int proc_fds(pid_t pid, int *max_p)
+{
+    char path[64];
+    struct dirent *de;
+    int count = 0, max = -1;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    dir = opendir(path);
+    if (dir == NULL)
+        fail_msg("cannot open %s: %s", path, strerror(errno));
+    while ((de = readdir(dir)) != NULL) {
+        int fd;
+
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        fd = atoi(de->d_name);
+        count++;
+        if (fd > max)
+            max = fd;
+    }
+    closedir(dir);
+    if (max_p != NULL)
+        *max_p = max;
+    return count;
+}
+
+/* Wait up to @timeout_ms for @pid to hold at most @count descriptors. */
+static void wait_fds_at_most(pid_t pid, int count, int timeout_ms)
+{
+    uint64_t deadline = fp_test_attack_now_ms() + (uint64_t)timeout_ms;
+    int now;
+
+    while ((now = proc_fds(pid, NULL)) > count) {
+        if (fp_test_attack_now_ms() >= deadline)
+            fail_msg("farpoold still holds %d descriptors %d ms after its clients left; "
+                     "expected at most %d",
+                     now, timeout_ms, count);
+        fp_test_attack_sleep_ms(10);
+    }
+}
+
+/* All lines of the daemon's log. */
+static size_t log_lines(const fp_test_daemon_t *d)
+{
+    return fp_test_daemon_log_count(d, "");
+}
+
+/* ---- the test's daemon and connections ---- */
+
+static void env_start(const char *const args[], fp_test_daemon_child_func_t setup, void *arg)
+{
+    fp_status_t status;
+
+    memset(&env, 0, sizeof(env));
+    env.next_id = 0x100;
+    status = fp_test_daemon_start_setup(args, setup, arg, &env.d);
+    if (status != FP_OK)
+        fail_msg("cannot start farpoold: %s", fp_status_string(status));
+    env.running = true;
+}
+
+static int env_teardown(void **state)
+{
+    for (int i = 0; i < env.nfds; i++) {
+        if (env.fds[i] >= 0)
+            close(env.fds[i]);
+    }
+    env.nfds = 0;
+    if (env.running) {
+        env.running = false;
+        fp_test_daemon_stop(&env.d);
+    }
+    return fp_test_attack_watchdog_disarm(state);
+}
+
+/* A raw connection the teardown closes if the test does not. */
+static int env_connect(void)
+{
+    int fd = fp_test_connect_raw(env.d.addr);
+
+    if (fd < 0)
+        fail_msg("cannot connect to %s", env.d.addr);
+    if (env.nfds < (int)(sizeof(env.fds) / sizeof(env.fds[0])))
+        env.fds[env.nfds++] = fd;
+    return fd;
+}
+
+static void env_close(int fd)
+{
+    for (int i = 0; i < env.nfds; i++) {
+        if (env.fds[i] == fd)
+            env.fds[i] = -1;
+    }
+    close(fd);
+}
+
+static void raw_hello(int fd)
+{
+    uint8_t buf[FP_PROTO_HELLO_REP_SIZE];
+    fp_proto_hello_req_t req = {1, 1, {0}};
+    fp_proto_hello_rep_t rep;
+    uint64_t id = env.next_id++;
+    fp_proto_hdr_t h;
+
+    memcpy(req.client_key, KEY_TEST, FP_PROTO_KEY_SIZE);
+    fp_proto_hello_req_encode(&req, buf);
+    fp_test_attack_send_frame(fd, FP_OP_HELLO, id, buf, FP_PROTO_HELLO_REQ_SIZE);
+    h = fp_test_attack_expect_reply(fd, FP_OP_HELLO, id, FP_OK, buf, sizeof(buf));
+    if (fp_proto_hello_rep_decode(buf, h.length, &rep) != FP_OK)
+        fail_msg("the HELLO reply does not decode");
+}
+
+static void raw_stats(int fd, uint64_t v[FP_PROTO_STATS_FIELDS])
+{
+    uint8_t buf[FP_PROTO_STATS_REP_SIZE];
+    uint64_t id = env.next_id++;
+    fp_proto_hdr_t h;
+
+    fp_test_attack_send_frame(fd, FP_OP_STATS, id, NULL, 0);
+    h = fp_test_attack_expect_reply(fd, FP_OP_STATS, id, FP_OK, buf, sizeof(buf));
+    if (h.length != sizeof(buf))
+        fail_msg("STATS reply of %u bytes", h.length);
+    for (unsigned i = 0; i < FP_PROTO_STATS_FIELDS; i++)
+        v[i] = fp_proto_get_u64(buf + 8 * i);
+}
+
+static void raw_ping(int fd)
+{
+    uint8_t out[16];
+    uint64_t id = env.next_id++;
+
+    for (size_t i = 0; i < sizeof(out); i++)
+        out[i] = (uint8_t)(id * 31 + i);
+    fp_test_attack_ping(fd, id, out, sizeof(out));
+}
+
+/* A new client connects, says HELLO and gets STATS within SERVED_DEADLINE_MS. */
+static void new_client_served(void)
+{
+    uint64_t v[FP_PROTO_STATS_FIELDS], t0 = fp_test_attack_now_ms(), took;
+    int fd;
+
+    fp_test_attack_check_alive(&env.d);
+    fd = env_connect();
+    raw_hello(fd);
+    raw_stats(fd, v);
+    raw_ping(fd);
+    took = fp_test_attack_now_ms() - t0;
+    env_close(fd);
+    if (took > SERVED_DEADLINE_MS)
+        fail_msg("a new client was served only after %llu ms", (unsigned long long)took);
+}
+
+/* ---- out of file descriptors ---- */
+
+static void test_fd_exhaustion(void **state)
+{
+    static const char *const args[] = {"--capacity", "8M", "--slab-size", "1M", NULL};
+    struct rlimit rl;
+    uint64_t t0, lines0, cpu0, lines, cpu;
+    int base, maxfd, nhold, hold[HOLD_MAX], flood = 0, shed = 0, kept = 0;
+    uint64_t v[FP_PROTO_STATS_FIELDS];
+
+    (void)state;
+    env_start(args, NULL, NULL);
+    /* Room for HOLD_EXTRA descriptors above the highest one it holds now. */
+    base = proc_fds(env.d.pid, &maxfd);
+    rl.rlim_cur = rl.rlim_max = (rlim_t)maxfd + 1 + HOLD_EXTRA;
+    if (prlimit(env.d.pid, RLIMIT_NOFILE, &rl, NULL) != 0)
+        fail_msg("prlimit(%d, RLIMIT_NOFILE, %llu): %s", (int)env.d.pid,
+                 (unsigned long long)rl.rlim_cur, strerror(errno));
+    nhold = (int)rl.rlim_cur - base;
+    if (nhold > HOLD_MAX)
+        fail_msg("farpoold holds %d descriptors up to %d: too many holes", base, maxfd);
+
+    /* Fill the table with clients that are served. */
+    for (int i = 0; i < nhold; i++) {
+        hold[i] = env_connect();
+        raw_hello(hold[i]);
+    }
+
+    /* Now every new connection finds the table full. */
+    lines0 = log_lines(&env.d);
+    cpu0 = proc_cpu_ms(env.d.pid);
+    t0 = fp_test_attack_now_ms();
+    while (flood < FLOOD_MAX && fp_test_attack_now_ms() - t0 < FLOOD_MS) {
+        int fd = fp_test_connect_raw(env.d.addr);
+
+        if (fd < 0)
+            fail_msg("connection %d beyond the limit: connect failed", flood);
+        flood++;
+        if (fp_test_wait_closed(fd, SHED_WAIT_MS))
+            shed++;
+        close(fd);
+        fp_test_attack_sleep_ms(FLOOD_PACE_MS); /* pace the arrivals; no condition here */
+    }
+    lines = log_lines(&env.d) - lines0;
+    cpu = proc_cpu_ms(env.d.pid) - cpu0;
+    print_message("fd exhaustion: %d connections in %llu ms, %d shed; the daemon wrote %zu log "
+                  "lines and used %llu ms of CPU\n",
+                  flood, (unsigned long long)(fp_test_attack_now_ms() - t0), shed, (size_t)lines,
+                  (unsigned long long)cpu);
+    fp_test_attack_check_alive(&env.d);
+    if (lines > FLOOD_LINES_MAX) {
+        fail_msg("out of descriptors, farpoold wrote %zu log lines in %d ms (at most %d "
+                 "expected)",
+                 (size_t)lines, FLOOD_MS, FLOOD_LINES_MAX);
+    }
+    if (cpu > FLOOD_CPU_MS)
+        fail_msg("out of descriptors, farpoold used %llu ms of CPU in %d ms (at most %d "
+                 "expected): it spins",
+                 (unsigned long long)cpu, FLOOD_MS, FLOOD_CPU_MS);
+    if (shed != flood)
+        fail_msg("%d of %d connections beyond the descriptor limit were left hanging, not "
+                 "closed within %d ms",
+                 flood - shed, flood, SHED_WAIT_MS);
+    if (!fp_test_daemon_log_wait(&env.d, "shed", FP_TEST_ATTACK_LOG_WAIT_MS))
+        fail_msg("farpoold did not say that it shed connections");
+
+    /* The held clients are still served. */
+    for (int i = 0; i < nhold; i++)
+        raw_ping(hold[i]);
+
+    /* Half of them leave: their descriptors serve new clients. */
+    for (int i = 0; i < nhold / 2; i++)
+        env_close(hold[i]);
+    wait_fds_at_most(env.d.pid, (int)rl.rlim_cur - nhold / 2, FD_WAIT_MS);
+    new_client_served();
+    for (int i = nhold / 2; i < nhold; i++) {
+        raw_ping(hold[i]);
+        kept++;
+    }
+    raw_stats(hold[nhold - 1], v);
+    if (v[4] != (uint64_t)kept)
+        fail_msg("STATS counts %llu clients, expected %d", (unsigned long long)v[4], kept);
+    for (int i = nhold / 2; i < nhold; i++)
+        env_close(hold[i]);
+    wait_fds_at_most(env.d.pid, base + 1, FD_WAIT_MS);
+    new_client_served();
+}
+
+#define LIMITS_TEST(f) cmocka_unit_test_setup_teardown(f, fp_test_attack_watchdog_arm, env_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        LIMITS_TEST(test_fd_exhaustion),
+    };
+
+    fp_test_attack_watchdog_install();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
