@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * farpoold at its limits: out of file descriptors (issue #18). Each test
- * runs a real daemon of its own on loopback.
+ * farpoold at its limits: out of file descriptors, a client that queues
+ * millions of tiny replies and never reads them (issue #18). Each test runs a
+ * real daemon of its own on loopback.
  *
  *   - test_fd_exhaustion: the daemon's descriptor limit is lowered (prlimit)
  *     to what it holds plus a few connections, and more connections keep
@@ -9,15 +10,20 @@
  *     spinning on a listener that accept() cannot empty), each connection
  *     beyond the limit must be closed at once (shed), and once descriptors
  *     are free again a new client is served.
+ *   - test_tiny_replies_bounded: a client pipelines zero-length READs (24
+ *     bytes each, each answered with a 24-byte error reply) and never reads.
+ *     The daemon's resident memory must stay bounded, because the replies'
+ *     own bookkeeping counts against the output high-water mark, and other
+ *     clients are still served.
  *
  * DESIGN
  * Every loop is bounded in count and in time, and every wait is on a
  * condition (a reply, a closed connection, a log line, the daemon's
  * descriptor count) with a deadline; the only fixed sleeps pace the arrival
  * of connections in test_fd_exhaustion and the polling of conditions. CPU
- * time comes from /proc/PID/stat; bounds are loose enough for a sanitized
- * daemon beside a busy CPU and far below what the defect costs (a spinning
- * core).
+ * time and memory come from /proc/PID/stat and /proc/PID/status; bounds are
+ * loose enough for a sanitized daemon beside a busy CPU and far below what
+ * the defects cost (a spinning core, hundreds of MiB).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +60,18 @@
 #define FLOOD_CPU_MS    400  /* CPU time the daemon may spend during the flood */
 #define FD_WAIT_MS      5000 /* closed connections must free their descriptors within this */
 
+/* test_tiny_replies_bounded */
+#define TINY_CHUNK     4096       /* frames per send buffer */
+#define TINY_MAX       (6u << 20) /* frames sent at most (144 MiB) */
+#define TINY_DEADLINE  30000      /* ms the attack may take at most */
+#define TINY_STALL_MS  1000       /* no progress for this long: the node stopped reading */
+#define TINY_RSS_CHECK 16         /* check the daemon's RSS every this many chunks */
+#ifdef FP_SANITIZED
+#define TINY_RSS_MAX_KIB (192u << 10) /* ASan's allocator and shadow cost more per reply */
+#else
+#define TINY_RSS_MAX_KIB (96u << 10)
+#endif
+
 #define SERVED_DEADLINE_MS 2000 /* a new client gets HELLO and STATS answered within this */
 
 /* The daemon of the running test, and its raw connections; stopped by the teardown. */
@@ -68,6 +86,28 @@ typedef struct limits_env {
 static limits_env_t env;
 
 /* ---- the daemon's process ---- */
+
+/* A field of /proc/@pid/status, in kB (VmRSS, VmHWM); 0 if missing. */
+static uint64_t proc_status_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    size_t flen = strlen(field);
+    uint64_t v = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        fail_msg("cannot open %s: %s", path, strerror(errno));
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
+            v = strtoull(line + flen + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
 
 /* User plus system CPU time of @pid so far, in milliseconds. */
 static uint64_t proc_cpu_ms(pid_t pid)
@@ -337,12 +377,99 @@ static void test_fd_exhaustion(void **state)
     new_client_served();
 }
 
+/* ---- tiny replies never read ---- */
+
+static void test_tiny_replies_bounded(void **state)
+{
+    /* Each rejected READ is a warn line: keep the log small. */
+    static const char *const args[] = {"--capacity",  "8M",    "--slab-size", "1M",
+                                       "--log-level", "error", NULL};
+    uint8_t *chunk = malloc((size_t)TINY_CHUNK * FP_PROTO_HDR_SIZE);
+    uint64_t rss0, rss = 0, rss_max = 0, t0, last_progress, sent = 0, v[FP_PROTO_STATS_FIELDS];
+    size_t chunk_len = (size_t)TINY_CHUNK * FP_PROTO_HDR_SIZE, off = 0;
+    unsigned chunks = 0;
+    bool stalled = false, over = false;
+    int victim, fd;
+
+    (void)state;
+    if (chunk == NULL)
+        fail_msg("out of memory");
+    for (unsigned i = 0; i < TINY_CHUNK; i++)
+        fp_test_attack_encode_request(chunk + (size_t)i * FP_PROTO_HDR_SIZE, FP_OP_READ,
+                                      0x10000 + i, 0);
+    env_start(args, NULL, NULL);
+    victim = env_connect();
+    raw_hello(victim);
+    fd = env_connect();
+    raw_hello(fd);
+    rss0 = proc_status_kib(env.d.pid, "VmRSS");
+
+    t0 = last_progress = fp_test_attack_now_ms();
+    while (sent < TINY_MAX) {
+        uint64_t now = fp_test_attack_now_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        ssize_t n;
+
+        if (now - t0 >= TINY_DEADLINE)
+            break;
+        if (now - last_progress >= TINY_STALL_MS) {
+            stalled = true;
+            break;
+        }
+        n = send(fd, chunk + off, chunk_len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            fail_msg("send after %llu frames: %s", (unsigned long long)sent, strerror(errno));
+        if (n <= 0) {
+            poll(&pfd, 1, 100);
+            continue;
+        }
+        last_progress = fp_test_attack_now_ms();
+        off += (size_t)n;
+        if (off < chunk_len)
+            continue;
+        off = 0;
+        sent += TINY_CHUNK;
+        if (++chunks % TINY_RSS_CHECK == 0) {
+            rss = proc_status_kib(env.d.pid, "VmRSS");
+            if (rss > rss_max)
+                rss_max = rss;
+            if (rss > rss0 + TINY_RSS_MAX_KIB) {
+                over = true;
+                break;
+            }
+        }
+    }
+    free(chunk);
+    rss = proc_status_kib(env.d.pid, "VmRSS");
+    if (rss > rss_max)
+        rss_max = rss;
+    print_message("tiny replies: %llu zero-length READs sent in %llu ms (%s); farpoold's RSS "
+                  "%llu KiB at start, %llu KiB at most (+%llu KiB)\n",
+                  (unsigned long long)sent, (unsigned long long)(fp_test_attack_now_ms() - t0),
+                  stalled ? "then the node stopped reading" : "no stall", (unsigned long long)rss0,
+                  (unsigned long long)rss_max, (unsigned long long)(rss_max - rss0));
+    fp_test_attack_check_alive(&env.d);
+    if (over || rss_max > rss0 + TINY_RSS_MAX_KIB)
+        fail_msg("farpoold grew by %llu KiB (more than %u KiB) queueing the replies of a client "
+                 "that never reads them",
+                 (unsigned long long)(rss_max - rss0), TINY_RSS_MAX_KIB);
+    if (!stalled)
+        fail_msg("farpoold kept reading %llu requests whose replies nobody reads",
+                 (unsigned long long)sent);
+
+    /* Everyone else is still served: the old client and a new one. */
+    raw_ping(victim);
+    raw_stats(victim, v);
+    new_client_served();
+}
+
 #define LIMITS_TEST(f) cmocka_unit_test_setup_teardown(f, fp_test_attack_watchdog_arm, env_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         LIMITS_TEST(test_fd_exhaustion),
+        LIMITS_TEST(test_tiny_replies_bounded),
     };
 
     fp_test_attack_watchdog_install();

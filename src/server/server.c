@@ -26,7 +26,11 @@
  * Flow control: a connection whose queued replies exceed
  * FP_SERVER_OUT_HIGH_WATER bytes is not read from until they drain, so a
  * client that never reads its replies cannot make the node buffer without
- * bound.
+ * bound. Every byte a queued reply holds counts: what is still to be sent
+ * (header and payload, copied or in a slab) and the memory of the item that
+ * describes it, so a flood of tiny requests (a zero-length READ costs 24
+ * bytes on the wire and ~120 in the node) is held to the same bound as a few
+ * big READs.
  *
  * Timeouts, checked every SWEEP_MS: the handshake (HELLO, and AUTH when a
  * secret is set) must finish within handshake_timeout_ms; a connection that

@@ -24,6 +24,7 @@
 #define DIRECT_MIN   (64u << 10) /* WRITE data left from which readv() goes straight to slabs */
 #define SEND_IOV_MAX 1024
 #define READ_BUDGET  (8u << 20) /* bytes read from one connection per wakeup */
+#define MALLOC_SLOP  16 /* what malloc() adds to a block, at most (glibc: 8, rounded to 16) */
 
 static void conn_update_events(fp_server_t *srv, fp_server_conn_t *c)
 {
@@ -63,6 +64,7 @@ fp_server_out_t *fp_server_out_new(int niov, uint32_t nslabs, size_t payload_len
     if (item == NULL)
         return NULL;
     memset(item, 0, sizeof(*item));
+    item->heap = size + MALLOC_SLOP;
     item->iov = (struct iovec *)(item + 1);
     item->slabs = (fp_slab_t **)(item->iov + niov + 1);
     item->payload = (uint8_t *)(item->slabs + nslabs);
@@ -83,7 +85,8 @@ void fp_server_conn_queue(fp_server_t *srv, fp_server_conn_t *c, fp_server_out_t
     else
         c->oq_head = item;
     c->oq_tail = item;
-    c->oq_bytes += FP_PROTO_HDR_SIZE + length;
+    /* Not just what goes on the wire: a million empty replies cost ~130 MB of items. */
+    c->oq_bytes += item->heap + FP_PROTO_HDR_SIZE + length;
     srv->requests++;
     if (status != FP_OK)
         srv->errors++;
@@ -365,6 +368,7 @@ static bool conn_flush(fp_server_t *srv, fp_server_conn_t *c)
                 c->oq_head = it->next;
                 if (c->oq_head == NULL)
                     c->oq_tail = NULL;
+                c->oq_bytes -= it->heap;
                 out_free(srv, it);
             }
         }

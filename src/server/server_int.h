@@ -59,6 +59,7 @@ typedef struct fp_server_out {
     fp_slab_t **slabs; /* references to drop once sent */
     struct iovec *iov;
     uint8_t *payload; /* small control payloads are copied here */
+    size_t heap;      /* bytes this item costs in memory, counted in oq_bytes until freed */
 } fp_server_out_t;
 
 typedef struct fp_server_conn {
@@ -92,7 +93,7 @@ typedef struct fp_server_conn {
     uint32_t data_left, data_total;
 
     fp_server_out_t *oq_head, *oq_tail;
-    size_t oq_bytes;
+    size_t oq_bytes; /* queued: bytes still to send plus each item's heap */
 } fp_server_conn_t;
 
 struct fp_server {
