@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# `farpool bench moe` from the command line, as farpool(1) and bench/README.md
-# describe it: --help; bad arguments exit 2 with a message on stderr and
-# nothing on stdout; a --quick run of every strategy (8 experts of 4M and 8M)
-# exits 0, prints a table per size and the targets, writes the CSV (and the
-# PNG when gnuplot is there), its strategies agree on every checksum, and it
-# leaves no file behind; SIGTERM in the middle of a run (while its disk file
-# exists, while its memcached runs) stops its children and removes its files.
+# `farpool bench moe` from the command line, as farpool-bench(1) and
+# bench/README.md describe it. First the dispatch: a farpool alone in a
+# directory, with no farpool-bench beside it or in PATH, says that it needs
+# farpool-bench and exits 1 (checked in a build without the benchmarks too);
+# `farpool bench moe --help` runs the farpool-bench beside farpool and prints
+# what `farpool-bench moe --help` prints. Then `farpool bench moe` itself:
+# --help; bad arguments exit 2 with a message on stderr and nothing on
+# stdout; a --quick run of every strategy (8 experts of 4M and 8M) exits 0,
+# prints a table per size and the targets, writes the CSV (and the PNG when
+# gnuplot is there), its strategies agree on every checksum, and it leaves no
+# file behind; SIGTERM in the middle of a run (while its disk file exists,
+# while its memcached runs) stops its children and removes its files.
 #
 # Usage: bash cli_bench_moe.sh FARPOOLD FARPOOL_CLI
 # The runs use --no-drop-caches (the experts' file is made cold with
@@ -27,17 +32,13 @@ done
 for tool in timeout python3; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not found"; exit 77; }
 done
-if ! "$FARPOOL" bench moe --help >/dev/null 2>&1; then
-    echo "SKIP: this farpool was built without bench/ (no 'bench moe')"
-    exit 77
-fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cli_bench_moe.XXXXXX")
-DISK=$(mktemp -d /var/tmp/cli_bench_moe.XXXXXX)
+DISK=
 BG=
 cleanup() {
     [ -n "$BG" ] && kill -KILL "$BG" 2>/dev/null && wait "$BG" 2>/dev/null
-    rm -rf "$TMP" "$DISK"
+    rm -rf "$TMP" ${DISK:+"$DISK"}
 }
 trap cleanup EXIT
 
@@ -85,6 +86,39 @@ has() {
         sed 's/^/    /' "$TMP/$1.$2" | head -30 >&2
     fi
 }
+
+# --- the dispatch: a farpool without farpool-bench -----------------------------
+# Copied alone into an empty directory, run with a PATH of one empty directory:
+# no farpool-bench beside it, none in PATH.
+mkdir -p "$TMP/lone" "$TMP/nobin"
+cp "$FARPOOL" "$TMP/lone/farpool"
+run lone "$T" env PATH="$TMP/nobin" "$TMP/lone/farpool" bench moe --help
+if [ "$RC" -eq 1 ]; then ok; else fail "lone: a farpool without farpool-bench exited $RC, expected 1"; fi
+has lone err "^farpool: farpool bench needs farpool-bench, which this installation lacks; build with -DFP_BUILD_BENCH=ON$"
+[ -s "$TMP/lone.out" ] && fail "lone: printed on stdout: $(head -c 200 "$TMP/lone.out")" || ok
+
+BENCH=$(dirname "$FARPOOL")/farpool-bench
+if [ ! -x "$BENCH" ]; then
+    if [ "$FAILS" -ne 0 ]; then
+        echo "cli_bench_moe: $FAILS of $((CHECKS + FAILS)) checks failed"
+        exit 1
+    fi
+    echo "SKIP: no $BENCH (built without the benchmarks); the dispatch without it passed $CHECKS checks"
+    exit 77
+fi
+DISK=$(mktemp -d /var/tmp/cli_bench_moe.XXXXXX)
+
+# --- the dispatch: farpool-bench beside farpool ------------------------------------
+# PATH holds no farpool-bench: the one beside farpool is found by farpool's own path.
+run via_farpool "$T" env PATH="$TMP/nobin:$PATH" "$FARPOOL" bench moe --help
+[ "$RC" -eq 0 ] && ok || fail "farpool bench moe --help, through the dispatch, exited $RC"
+run direct "$T" "$BENCH" moe --help
+[ "$RC" -eq 0 ] && ok || fail "farpool-bench moe --help exited $RC"
+has direct out "^Usage: farpool-bench moe "
+if cmp -s "$TMP/via_farpool.out" "$TMP/direct.out"; then ok; else
+    fail "farpool bench moe --help printed other than farpool-bench moe --help:"
+    diff "$TMP/direct.out" "$TMP/via_farpool.out" | head -10 | sed 's/^/    /' >&2
+fi
 
 # --- help ---------------------------------------------------------------------
 run help "$T" "$FARPOOL" bench moe --help

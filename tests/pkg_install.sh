@@ -13,6 +13,10 @@
 #     the benchmarks or the library's internals;
 #   - libfarpool.so and libfarpool.a hold no code of the server (fp_server,
 #     fp_slab, fp_region_table: that is farpoold's, in the unshipped fp_server);
+#   - the installed farpool holds no benchmark code (bench_, moe_, tiers_);
+#     `farpool bench moe --help` runs the installed farpool-bench (when the
+#     build has the benchmarks), or says it needs one and exits 1; no installed
+#     program has a path of the build tree among its constants;
 #   - pkg-config's version is the installed programs' and the library's.
 #
 # Usage: bash pkg_install.sh BUILD_DIR SOURCE_DIR CC [CFLAGS]
@@ -25,7 +29,7 @@ CC=${3:?usage: $0 BUILD_DIR SOURCE_DIR CC [CFLAGS]}
 read -r -a EXTRA <<<"${4:-}"
 T=60 # seconds any one command may take
 
-for tool in cmake pkg-config nm timeout setpriv; do
+for tool in cmake pkg-config nm readelf timeout setpriv; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not found"; exit 77; }
 done
 
@@ -64,10 +68,21 @@ for f in "$PREFIX/bin/farpoold" "$PREFIX/bin/farpool" "$PREFIX/include/farpool/f
     "$PREFIX/include/farpool/status.h"; do
     [ -e "$f" ] || fail "not installed: ${f#"$PREFIX"/}"
 done
+# farpool-bench: installed when the build has the benchmarks (CTest says so in
+# FP_BENCH_BUILT; run by hand, the build tree's farpool-bench does).
+PROGS=(farpoold farpool)
+if [ "${FP_BENCH_BUILT:-}" = ON ] || { [ -z "${FP_BENCH_BUILT:-}" ] && [ -e "$BUILD/farpool-bench" ]; }; then
+    PROGS+=(farpool-bench)
+    for f in "$PREFIX/bin/farpool-bench" "$PREFIX/share/man/man1/farpool-bench.1"; do
+        [ -e "$f" ] || fail "not installed: ${f#"$PREFIX"/}"
+    done
+elif [ -e "$PREFIX/bin/farpool-bench" ]; then
+    fail "bin/farpool-bench installed by a build that has none"
+fi
 
 # --- versions --------------------------------------------------------------------
 VERSION=$(pkg-config --modversion farpool)
-for prog in farpoold farpool; do
+for prog in "${PROGS[@]}"; do
     got=$(timeout "$T" "$PREFIX/bin/$prog" --version 2>&1)
     [ "$got" = "$prog $VERSION" ] || fail "$prog --version says '$got', pkg-config '$VERSION'"
 done
@@ -104,6 +119,33 @@ for f in "$LIB" "$LIBDIR/libfarpool.a"; do
     [ -s "$TMP/server_syms" ] &&
         fail "${f##*/} holds the server's code: $(head -5 "$TMP/server_syms" | tr '\n' ' ')"
 done
+
+# --- the installed programs: no benchmark in farpool, no build tree anywhere ---------
+# farpool links no benchmark code: `farpool bench` execs farpool-bench.
+syms "$PREFIX/bin/farpool" | grep -E '^(bench_|moe_|tiers_)' | sort -u >"$TMP/bench_syms"
+[ -s "$TMP/bench_syms" ] &&
+    fail "bin/farpool holds benchmark code: $(head -5 "$TMP/bench_syms" | tr '\n' ' ')"
+# No program has the build tree's path (of farpoold, say) among its constants.
+BUILD_ABS=$(cd "$BUILD" && pwd)
+for prog in "${PROGS[@]}"; do
+    if readelf -p .rodata "$PREFIX/bin/$prog" 2>/dev/null | grep -qF "$BUILD_ABS/"; then
+        fail "bin/$prog has a path of the build tree compiled in: $(readelf -p .rodata \
+            "$PREFIX/bin/$prog" | grep -F "$BUILD_ABS/" | head -3 | tr -s ' ' | tr '\n' ' ')"
+    fi
+done
+# `farpool bench` runs the installed farpool-bench beside it, whatever PATH
+# says; without one it says so and exits 1.
+mkdir -p "$TMP/nobin"
+timeout "$T" env PATH="$TMP/nobin" "$PREFIX/bin/farpool" bench moe --help >"$TMP/bench.out" \
+    2>"$TMP/bench.err"
+RC=$?
+if [[ " ${PROGS[*]} " == *" farpool-bench "* ]]; then
+    [ "$RC" -eq 0 ] && grep -q '^Usage: farpool-bench moe' "$TMP/bench.out" ||
+        fail "farpool bench moe --help (installed) exited $RC: $(head -3 "$TMP/bench.err")"
+else
+    [ "$RC" -eq 1 ] && grep -q 'needs farpool-bench' "$TMP/bench.err" ||
+        fail "farpool bench without farpool-bench exited $RC: $(head -3 "$TMP/bench.err")"
+fi
 
 # --- the README's example ------------------------------------------------------------
 # The C block that follows the line naming examples/quickstart.c.
