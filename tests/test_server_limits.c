@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * farpoold at its limits: out of file descriptors, a client that queues
- * millions of tiny replies and never reads them (issue #18). Each test runs a
- * real daemon of its own on loopback.
+ * millions of tiny replies and never reads them, and epoll_ctl() failing
+ * (issue #18). Each test runs a real daemon of its own on loopback.
  *
  *   - test_fd_exhaustion: the daemon's descriptor limit is lowered (prlimit)
  *     to what it holds plus a few connections, and more connections keep
@@ -15,6 +15,11 @@
  *     The daemon's resident memory must stay bounded, because the replies'
  *     own bookkeeping counts against the output high-water mark, and other
  *     clients are still served.
+ *   - test_epoll_*: a seccomp filter installed in the daemon only (before
+ *     exec) makes one kind of epoll_ctl() call fail with ENOMEM. The daemon
+ *     must notice: refuse to start when it cannot watch its listener, close
+ *     (not stall) a connection whose events it cannot change, and say so when
+ *     it cannot unwatch one.
  *
  * DESIGN
  * Every loop is bounded in count and in time, and every wait is on a
@@ -37,9 +42,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include <cmocka.h>
 
@@ -71,6 +83,10 @@
 #else
 #define TINY_RSS_MAX_KIB (96u << 10)
 #endif
+
+/* test_epoll_* */
+#define EPOLL_CLOSE_MS 3000
+#define EPOLL_READ_LEN (16u << 20) /* a reply the socket cannot take at once */
 
 #define SERVED_DEADLINE_MS 2000 /* a new client gets HELLO and STATS answered within this */
 
@@ -463,13 +479,141 @@ static void test_tiny_replies_bounded(void **state)
     new_client_served();
 }
 
+/* ---- epoll_ctl() failing ---- */
+
+#if defined(__x86_64__)
+#define FP_TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define FP_TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/*
+ * In the daemon's child, before exec: make every epoll_ctl() with op
+ * *@arg fail with ENOMEM. Only async-signal-safe calls.
+ */
+static void child_fail_epoll_op(void *arg)
+{
+#ifdef FP_TEST_AUDIT_ARCH
+    const int op = *(const int *)arg;
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FP_TEST_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_epoll_ctl, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* The low half of the second argument (little-endian). */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)op, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOMEM & SECCOMP_RET_DATA)),
+    };
+    struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        _exit(125);
+#else
+    (void)arg;
+    _exit(125);
+#endif
+}
+
+static void skip_without_seccomp(void)
+{
+#ifndef FP_TEST_AUDIT_ARCH
+    print_message("no seccomp filter for this architecture\n");
+    skip();
+#endif
+}
+
+/* The listener cannot be watched: the daemon must fail to start, not serve nobody. */
+static void test_epoll_add_fails(void **state)
+{
+    static const char *const args[] = {"--capacity", "8M", "--slab-size", "1M", NULL};
+    static int op = EPOLL_CTL_ADD;
+    fp_test_daemon_t d;
+    fp_status_t status;
+
+    (void)state;
+    skip_without_seccomp();
+    print_message("(the start is meant to fail: farpoold's log follows)\n");
+    status = fp_test_daemon_start_setup(args, child_fail_epoll_op, &op, &d);
+    if (status == FP_OK) {
+        env.d = d;
+        env.running = true;
+        fail_msg("farpoold started although epoll_ctl(ADD) fails: it cannot watch its listener");
+    }
+    if (status != FP_ERR_IO)
+        fail_msg("farpoold's start failed with %s, expected it to exit (I/O error)",
+                 fp_status_string(status));
+}
+
+/* A connection whose events cannot change is closed, not left stalled. */
+static void test_epoll_mod_fails(void **state)
+{
+    static const char *const args[] = {"--capacity", "32M", "--slab-size", "16M", NULL};
+    static int op = EPOLL_CTL_MOD;
+    uint8_t buf[FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE], rep[FP_PROTO_ALLOC_REP_SIZE];
+    fp_proto_range_t r = {0, 0, EPOLL_READ_LEN};
+    uint64_t id;
+    fp_proto_hdr_t h;
+    int fd;
+
+    (void)state;
+    skip_without_seccomp();
+    env_start(args, child_fail_epoll_op, &op);
+    fd = env_connect();
+    raw_hello(fd);
+    id = env.next_id++;
+    fp_test_attack_send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0);
+    h = fp_test_attack_expect_reply(fd, FP_OP_SLAB_ALLOC, id, FP_OK, rep, sizeof(rep));
+    if (h.length != sizeof(rep))
+        fail_msg("SLAB_ALLOC reply of %u bytes", h.length);
+    r.slab = fp_proto_get_u64(rep);
+    /* 16 MiB do not fit in the socket: the node must ask epoll for EPOLLOUT. */
+    id = env.next_id++;
+    fp_test_attack_encode_request(buf, FP_OP_READ, id, FP_PROTO_RANGE_SIZE);
+    fp_proto_ranges_encode(FP_OP_READ, &r, 1, buf + FP_PROTO_HDR_SIZE);
+    fp_test_attack_send(fd, buf, sizeof(buf));
+    if (!fp_test_wait_closed(fd, EPOLL_CLOSE_MS))
+        fail_msg("epoll_ctl(MOD) failed and the connection stalled: neither served nor closed "
+                 "within %d ms",
+                 EPOLL_CLOSE_MS);
+    env_close(fd);
+    if (!fp_test_daemon_log_wait(&env.d, "epoll_ctl", FP_TEST_ATTACK_LOG_WAIT_MS))
+        fail_msg("farpoold closed the connection without saying that epoll_ctl failed");
+    new_client_served();
+}
+
+/* A connection that cannot be unwatched is still closed, said, and its descriptor reused. */
+static void test_epoll_del_fails(void **state)
+{
+    static const char *const args[] = {"--capacity", "8M", "--slab-size", "1M", NULL};
+    static int op = EPOLL_CTL_DEL;
+    int fd;
+
+    (void)state;
+    skip_without_seccomp();
+    env_start(args, child_fail_epoll_op, &op);
+    fd = env_connect();
+    raw_hello(fd);
+    env_close(fd);
+    if (!fp_test_daemon_log_wait(&env.d, "epoll_ctl", FP_TEST_ATTACK_LOG_WAIT_MS))
+        fail_msg("epoll_ctl(DEL) failed and farpoold did not say so");
+    /* The descriptor number comes back for the next clients. */
+    new_client_served();
+    new_client_served();
+}
+
 #define LIMITS_TEST(f) cmocka_unit_test_setup_teardown(f, fp_test_attack_watchdog_arm, env_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        LIMITS_TEST(test_fd_exhaustion),
-        LIMITS_TEST(test_tiny_replies_bounded),
+        LIMITS_TEST(test_fd_exhaustion),   LIMITS_TEST(test_tiny_replies_bounded),
+        LIMITS_TEST(test_epoll_add_fails), LIMITS_TEST(test_epoll_mod_fails),
+        LIMITS_TEST(test_epoll_del_fails),
     };
 
     fp_test_attack_watchdog_install();

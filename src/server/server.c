@@ -370,17 +370,25 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         status = FP_ERR_IO;
         goto err_close_fds;
     }
+    ev.events = EPOLLIN;
+    ev.data.ptr = &listen_marker;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) != 0) {
+        fp_error(srv->log, "epoll_ctl(ADD) of the listener: %s", strerror(errno));
+        status = FP_ERR_IO;
+        goto err_close_fds;
+    }
+    ev.data.ptr = &stop_marker;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->stop_fd, &ev) != 0) {
+        fp_error(srv->log, "epoll_ctl(ADD) of the stop event: %s", strerror(errno));
+        status = FP_ERR_IO;
+        goto err_close_fds;
+    }
     spare_open(srv);
     if (srv->spare_fd < 0)
         fp_warn(srv->log,
                 "cannot open /dev/null: %s; out of descriptors, farpoold will pause "
                 "accepting instead of closing new connections at once",
                 strerror(errno));
-    ev.events = EPOLLIN;
-    ev.data.ptr = &listen_marker;
-    epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev);
-    ev.data.ptr = &stop_marker;
-    epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->stop_fd, &ev);
     srv->start_ns = fp_time_ns();
     *server_p = srv;
     return FP_OK;

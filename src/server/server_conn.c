@@ -26,7 +26,11 @@
 #define READ_BUDGET  (8u << 20) /* bytes read from one connection per wakeup */
 #define MALLOC_SLOP  16 /* what malloc() adds to a block, at most (glibc: 8, rounded to 16) */
 
-static void conn_update_events(fp_server_t *srv, fp_server_conn_t *c)
+/*
+ * Have epoll watch what @c waits for now. False if it cannot (said): @c
+ * would stall or spin, so the caller closes it.
+ */
+static bool conn_update_events(fp_server_t *srv, fp_server_conn_t *c)
 {
     uint32_t want = 0;
     struct epoll_event ev;
@@ -36,11 +40,16 @@ static void conn_update_events(fp_server_t *srv, fp_server_conn_t *c)
     if (c->oq_head != NULL || (c->more_frames && !c->closing))
         want |= EPOLLOUT;
     if (want == c->events)
-        return;
+        return true;
     ev.events = want;
     ev.data.ptr = c;
-    if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->events = want;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+        fp_error(srv->log, "%s: epoll_ctl(MOD): %s; closing", c->peer, strerror(errno));
+        srv->errors++;
+        return false;
+    }
+    c->events = want;
+    return true;
 }
 
 static void out_free(fp_server_t *srv, fp_server_out_t *item)
@@ -380,7 +389,9 @@ void fp_server_conn_close(fp_server_t *srv, fp_server_conn_t *c)
 {
     fp_server_out_t *it, *next;
 
-    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    /* close() drops the descriptor from the set anyway: it is never shared. */
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL) != 0)
+        fp_error(srv->log, "%s: epoll_ctl(DEL): %s", c->peer, strerror(errno));
     close(c->fd);
     for (it = c->oq_head; it != NULL; it = next) {
         next = it->next;
@@ -426,9 +437,6 @@ void fp_server_conn_service(fp_server_t *srv, fp_server_conn_t *c, uint32_t even
             return;
         c->more_frames = c->ipos != before && c->ipos < c->ilen;
     }
-    if (c->closing && c->oq_head == NULL) {
+    if ((c->closing && c->oq_head == NULL) || !conn_update_events(srv, c))
         fp_server_conn_close(srv, c);
-        return;
-    }
-    conn_update_events(srv, c);
 }
