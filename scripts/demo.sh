@@ -13,7 +13,8 @@ build=${FP_BUILD_DIR:-$top/build}
 
 "$top/scripts/install-deps.sh"
 cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target farpoold farpool_cli farpool >/dev/null
+# `farpool bench rw` runs farpool-bench, built beside farpool.
+cmake --build "$build" --target farpoold farpool_cli farpool_bench farpool >/dev/null
 
 work=$(mktemp -d)
 pid=""
