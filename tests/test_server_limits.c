@@ -129,7 +129,7 @@ static uint64_t proc_status_kib(pid_t pid, const char *field)
 static uint64_t proc_cpu_ms(pid_t pid)
 {
     char path[64], buf[1024], *p;
-    unsigned long long utime, stime;
+    unsigned long long utime = 0, stime = 0;
     long hz = sysconf(_SC_CLK_TCK);
     ssize_t n;
     int fd;
