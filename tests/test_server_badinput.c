@@ -18,8 +18,8 @@
  *   3. the victim's slabs read back identical, through its old connection;
  *   4. the daemon's log gained exactly one warn line per rejected request or
  *      dropped connection, naming it (the peer address and, for a request, its
- *      op, id and status, as server.c's reply_error() writes them), and no
- *      error line.
+ *      op, id and status, as server_conn.c's fp_server_conn_reply_error()
+ *      writes them), and no error line.
  *
  * DESIGN
  * Log lines are matched by needles that cannot occur elsewhere: a rejected

@@ -126,8 +126,8 @@ void fp_test_attack_log_expect_event2(const fp_test_daemon_t *d, fp_test_attack_
 
 /*
  * Expect the line of a rejected request, "@peer: OP #@id rejected: STATUS" as
- * server.c's reply_error() writes it; unique (peer and id), so its count must
- * go from 0 to 1.
+ * server_conn.c's fp_server_conn_reply_error() writes it; unique (peer and
+ * id), so its count must go from 0 to 1.
  */
 void fp_test_attack_log_expect_rejection(fp_test_attack_logcheck_t *lc, const char *peer,
                                          uint8_t op, uint64_t id, fp_status_t status);
