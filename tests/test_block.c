@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/block.h"
 
@@ -236,13 +237,28 @@ typedef struct stress {
     _Atomic uint64_t violations; /* victims not found in EVICTING */
 } stress_t;
 
+/* The stress test gives up waiting for the evictor after this long. */
+#define STRESS_LIMIT_NS (60ull * 1000 * 1000 * 1000)
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void *stress_faulter(void *arg)
 {
     stress_t *s = arg;
     unsigned seed = (unsigned)(uintptr_t)pthread_self();
 
-    /* Bounded: 20000 claims, and more only until the evictor has had a turn. */
-    for (int i = 0; i < 20000 || (atomic_load(&s->evictions) < 100 && i < 2000000); i++) {
+    /* 20000 claims at least, and on until the evictor has evicted 100 times:
+     * a condition, not a count reached by luck (a busy machine may give the
+     * evictor no turn during the first 20000). Bounded in time. */
+    uint64_t deadline = now_ns() + STRESS_LIMIT_NS;
+
+    for (int i = 0; i < 20000 || (atomic_load(&s->evictions) < 100 && now_ns() < deadline); i++) {
         uint64_t b = (uint64_t)rand_r(&seed) % s->r.nblocks;
         if (fp_block_claim(s->r.table, b) == FP_BLOCK_CLAIM_FETCH) {
             uint64_t n = atomic_fetch_add(&s->r.fetches[b], 1) + 1;
