@@ -18,9 +18,11 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client/block.h"
 
@@ -315,11 +317,88 @@ static void test_faults_and_evictions(void **state)
     fp_block_table_destroy(s.r.table);
 }
 
+/* What a claiming thread found, and whether it returned at all. */
+typedef struct claimer {
+    fp_block_table_t *table;
+    uint64_t index;
+    _Atomic int result; /* -1 until fp_block_claim() returned */
+} claimer_t;
+
+static void *claim_one(void *arg)
+{
+    claimer_t *c = arg;
+
+    atomic_store(&c->result, (int)fp_block_claim(c->table, c->index));
+    return NULL;
+}
+
+/*
+ * A hint is not a fetch: a block a hint moved to HINTED is claimed at once by
+ * whoever needs it, by the blocking claim too, which must not wait for a
+ * fetch nobody has started (the engine's thread once did, and hung). The
+ * non-blocking claim takes it as well, and says it was hinted.
+ */
+static void test_hinted_block_claimed_at_once(void **state)
+{
+    fp_block_table_t *t;
+    fp_block_state_t was;
+    claimer_t c;
+    pthread_t th;
+
+    (void)state;
+    assert_int_equal(fp_block_table_create(4, &t), FP_OK);
+    assert_true(fp_block_hint(t, 1));
+    assert_int_equal(fp_block_state(t, 1), FP_BLOCK_HINTED);
+    assert_false(fp_block_hint(t, 1)); /* hinted already */
+    c.table = t;
+    c.index = 1;
+    atomic_init(&c.result, -1);
+    assert_int_equal(pthread_create(&th, NULL, claim_one, &c), 0);
+    /* Bounded: 10 s is an eternity for a claim that does not wait. */
+    for (int i = 0; i < 10000 && atomic_load(&c.result) < 0; i++)
+        usleep(1000);
+    if (atomic_load(&c.result) < 0) {
+        fprintf(stderr, "fp_block_claim() of a hinted block waits for a fetch never started\n");
+        fail(); /* the stuck thread ends with the process */
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&c.result), FP_BLOCK_CLAIM_FETCH);
+    assert_int_equal(fp_block_state(t, 1), FP_BLOCK_FETCHING);
+    fp_block_fill_done(t, 1, true);
+
+    assert_true(fp_block_hint(t, 2));
+    assert_true(fp_block_try_claim(t, 2, &was));
+    assert_int_equal(was, FP_BLOCK_HINTED);
+    assert_true(fp_block_try_claim(t, 3, &was));
+    assert_int_equal(was, FP_BLOCK_ABSENT);
+    assert_false(fp_block_try_claim(t, 3, &was)); /* fetching: not twice */
+    /* A hint given up leaves the block absent; only a hinted block can be. */
+    assert_true(fp_block_hint(t, 0));
+    assert_true(fp_block_unhint(t, 0));
+    assert_int_equal(fp_block_state(t, 0), FP_BLOCK_ABSENT);
+    assert_false(fp_block_unhint(t, 0));
+    /* Eviction never takes a hinted block. */
+    assert_true(fp_block_hint(t, 0));
+    fp_block_fill_done(t, 2, true);
+    fp_block_fill_done(t, 3, true);
+    for (int k = 0; k < 8; k++) {
+        uint64_t idx;
+
+        if (fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was)) {
+            assert_int_not_equal(idx, 0);
+            fp_block_evict_done(t, idx);
+        }
+    }
+    assert_int_equal(fp_block_state(t, 0), FP_BLOCK_HINTED);
+    fp_block_table_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pick_cold),
         cmocka_unit_test(test_transitions),
+        cmocka_unit_test(test_hinted_block_claimed_at_once),
         cmocka_unit_test(test_clock_spares_used_blocks),
         cmocka_unit_test(test_concurrent_faults_share_one_fetch),
         cmocka_unit_test(test_failed_fetch_is_retried_once),

@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <farpool/farpool.h>
@@ -315,6 +316,141 @@ static void test_hint_maps_readahead(void **state)
     farpool_context_destroy(ctx);
 }
 
+/*
+ * Hints racing faults on the same blocks: in each round the main thread
+ * hints a range while touchers read words of it (a block may go from absent
+ * to hinted while a fault on it is being handled), then releases it. The
+ * engine must make progress every round, and every word read must be right.
+ * Bounded in rounds and time; a round that does not end in ROUND_LIMIT_S is
+ * a hang, reported as such.
+ */
+#define RACE_TOUCHERS 3
+#define RACE_ROUNDS   20000
+#define RACE_S        8  /* rounds stop after this long */
+#define ROUND_LIMIT_S 20 /* a round that takes longer has hung */
+
+typedef struct race {
+    const uint8_t *mem;
+    uint64_t size, granule;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int round;       /* guarded by lock: the round being run, -1: stop */
+    uint64_t lo, hi; /* guarded by lock: its range */
+    int done;        /* guarded by lock: touchers done with the round */
+    _Atomic uint64_t bad, reads;
+} race_t;
+
+static void *race_toucher(void *arg)
+{
+    race_t *r = arg;
+    uint64_t seed = (uint64_t)(uintptr_t)&seed;
+    int seen = 0;
+
+    for (;;) {
+        uint64_t lo, hi;
+
+        pthread_mutex_lock(&r->lock);
+        while (r->round == seen)
+            pthread_cond_wait(&r->cond, &r->lock);
+        seen = r->round;
+        lo = r->lo;
+        hi = r->hi;
+        pthread_mutex_unlock(&r->lock);
+        if (seen < 0)
+            return NULL;
+        /* Each block's first word, from each toucher in another order: the
+         * faults come while the hint moves the same blocks to HINTED. */
+        for (uint64_t i = 0, n = (hi - lo) / r->granule; i < n; i++) {
+            uint64_t off;
+
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            off = lo + ((i + (seed >> 33)) % n) * r->granule;
+            if (!fp_pattern_check(r->mem + off, 8, 21, off, 1, NULL))
+                atomic_fetch_add(&r->bad, 1);
+            atomic_fetch_add(&r->reads, 1);
+        }
+        pthread_mutex_lock(&r->lock);
+        r->done++;
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+static void test_hints_race_faults(void **state)
+{
+    const uint32_t granule = 4 << 10;
+    const uint64_t size = 4ull << 20;
+    farpool_context_t *ctx = context_new(size / 2);
+    farpool_region_t *region;
+    pthread_t th[RACE_TOUCHERS];
+    struct timespec t0, now;
+    uint64_t seed = 5;
+    race_t r;
+    int round;
+
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    r.mem = filled_fresh(ctx, "race", size, granule, 21, &region);
+    r.size = size;
+    r.granule = granule;
+    pthread_mutex_init(&r.lock, NULL);
+    pthread_cond_init(&r.cond, NULL);
+    for (int i = 0; i < RACE_TOUCHERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_toucher, &r), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (round = 1; round <= RACE_ROUNDS; round++) {
+        struct timespec limit;
+        uint64_t first, nblocks;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= RACE_S)
+            break;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        nblocks = 1 + (seed >> 40) % 8;
+        first = (seed >> 20) % (size / granule - nblocks);
+        pthread_mutex_lock(&r.lock);
+        r.lo = first * granule;
+        r.hi = (first + nblocks) * granule;
+        r.done = 0;
+        r.round = round;
+        pthread_cond_broadcast(&r.cond);
+        pthread_mutex_unlock(&r.lock);
+        /* The hint, while the touchers fault on the same blocks. */
+        assert_int_equal(farpool_prefetch(region, r.mem + r.lo, r.hi - r.lo), FP_OK);
+        clock_gettime(CLOCK_REALTIME, &limit);
+        limit.tv_sec += ROUND_LIMIT_S;
+        pthread_mutex_lock(&r.lock);
+        while (r.done < RACE_TOUCHERS) {
+            if (pthread_cond_timedwait(&r.cond, &r.lock, &limit) != 0) {
+                fprintf(stderr,
+                        "round %d: the touchers of blocks %llu-%llu are stuck after %d s: "
+                        "the engine hangs\n",
+                        round, (unsigned long long)first, (unsigned long long)(first + nblocks - 1),
+                        ROUND_LIMIT_S);
+                fail(); /* the stuck threads end with the process */
+            }
+        }
+        pthread_mutex_unlock(&r.lock);
+        assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+        assert_int_equal(farpool_release(region, r.mem + r.lo, r.hi - r.lo), FP_OK);
+    }
+    pthread_mutex_lock(&r.lock);
+    r.round = -1;
+    pthread_cond_broadcast(&r.cond);
+    pthread_mutex_unlock(&r.lock);
+    for (int i = 0; i < RACE_TOUCHERS; i++)
+        pthread_join(th[i], NULL);
+    fprintf(stderr, "hint race: %d rounds, %llu reads, %llu wrong\n", round - 1,
+            (unsigned long long)atomic_load(&r.reads), (unsigned long long)atomic_load(&r.bad));
+    assert_true(round > 20); /* enough rounds ran to mean something */
+    assert_int_equal(atomic_load(&r.bad), 0);
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.lock);
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "race"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
 static void test_release_writes_back(void **state)
 {
     const uint32_t granule = 64 << 10;
@@ -491,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
         cmocka_unit_test(test_hint_maps_readahead),
+        cmocka_unit_test(test_hints_race_faults),
         cmocka_unit_test(test_release_writes_back),
         cmocka_unit_test(test_status_shows_running_client),
         cmocka_unit_test(test_prefetch_with_writes),
@@ -502,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
         cmocka_unit_test(test_hint_maps_readahead),
+        cmocka_unit_test(test_hints_race_faults),
         cmocka_unit_test(test_status_shows_running_client),
     };
     fp_uffd_t uffd;

@@ -65,20 +65,20 @@ static void test_plan_and_window(void **state)
 
     (void)state;
     fp_prefetch_init(&p, 16);
-    assert_int_equal(fp_prefetch_plan(&p, 10, 0, 100, out, 64), 0); /* no trend, no plan */
-    n = fp_prefetch_plan(&p, 10, 3, 100, out, 64);
+    assert_int_equal(fp_prefetch_plan(&p, 10, 0, 100, 0, out, 64), 0); /* no trend, no plan */
+    n = fp_prefetch_plan(&p, 10, 3, 100, 0, out, 64);
     assert_int_equal(n, 2); /* the starting window */
     assert_int_equal(out[0], 13);
     assert_int_equal(out[1], 16);
     for (int i = 0; i < 10; i++)
         fp_prefetch_used(&p);
-    assert_int_equal(fp_prefetch_plan(&p, 10, 1, 100, out, 64), 16); /* capped at max */
-    assert_int_equal(fp_prefetch_plan(&p, 95, 1, 100, out, 64), 4);  /* the region ends */
-    assert_int_equal(fp_prefetch_plan(&p, 3, -2, 100, out, 64), 1);  /* and begins */
+    assert_int_equal(fp_prefetch_plan(&p, 10, 1, 100, 0, out, 64), 16); /* capped at max */
+    assert_int_equal(fp_prefetch_plan(&p, 95, 1, 100, 0, out, 64), 4);  /* the region ends */
+    assert_int_equal(fp_prefetch_plan(&p, 3, -2, 100, 0, out, 64), 1);  /* and begins */
     assert_int_equal(out[0], 1);
     for (int i = 0; i < 10; i++)
         fp_prefetch_wasted(&p);
-    assert_int_equal(fp_prefetch_plan(&p, 10, 1, 100, out, 64), 1); /* never below one */
+    assert_int_equal(fp_prefetch_plan(&p, 10, 1, 100, 0, out, 64), 1); /* never below one */
 }
 
 int main(void)

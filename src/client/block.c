@@ -86,6 +86,7 @@ fp_block_claim_t fp_block_claim(fp_block_table_t *table, uint64_t index)
 
         switch ((fp_block_state_t)s) {
         case FP_BLOCK_ABSENT:
+        case FP_BLOCK_HINTED:
             if (atomic_compare_exchange_weak_explicit(&b->state, &s, FP_BLOCK_FETCHING,
                                                       memory_order_acq_rel, memory_order_acquire))
                 return FP_BLOCK_CLAIM_FETCH;
@@ -139,7 +140,14 @@ bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare,
                          fp_block_keep_func_t keep, void *arg, uint64_t *index_p,
                          fp_block_state_t *was_p)
 {
-    for (uint64_t step = 0; step < 2 * table->nblocks; step++) {
+    return fp_block_evict_pick_within(table, spare, keep, arg, 2 * table->nblocks, index_p, was_p);
+}
+
+bool fp_block_evict_pick_within(fp_block_table_t *table, fp_block_spare_func_t spare,
+                                fp_block_keep_func_t keep, void *arg, uint64_t steps,
+                                uint64_t *index_p, fp_block_state_t *was_p)
+{
+    for (uint64_t step = 0; step < steps; step++) {
         uint64_t i =
             atomic_fetch_add_explicit(&table->hand, 1, memory_order_relaxed) % table->nblocks;
         fp_block_t *b = &table->blocks[i];

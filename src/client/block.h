@@ -7,10 +7,17 @@
  * The fault engine (userfaultfd reader, fillers, evictor) coordinates through
  * this table only. A block moves through these states:
  *
- *   ABSENT --claim--> FETCHING --fill ok--> RESIDENT --write--> DIRTY
- *      ^                  |                    |  ^               |
- *      |             fill failed               |  +--written back-+
- *      +------------------+<------evicted------+   (WRITEBACK)
+ *           hint          claim
+ *   ABSENT -------> HINTED -------> FETCHING --fill ok--> RESIDENT --write--> DIRTY
+ *      ^  <-cancel-    |               |                     |  ^               |
+ *      |               +----claim------+  fill failed        |  +--written back-+
+ *      |                               |                     |   (WRITEBACK)
+ *      +-------------------------------+<-----evicted--------+
+ *
+ * HINTED: farpool_prefetch() asked for the block from an application thread
+ * and the engine has not issued its fetch yet. Nobody is fetching it, so
+ * whoever needs it first claims it (HINTED -> FETCHING) like an ABSENT one:
+ * no thread ever waits on a hint, and the engine thread never waits at all.
  *
  * A claim is a compare-and-swap on the state, so of many threads faulting on
  * one block exactly one fetches it and the others wait for its result: one
@@ -34,12 +41,14 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <farpool/status.h>
 
 typedef enum fp_block_state {
     FP_BLOCK_ABSENT = 0, /* not in the local cache */
+    FP_BLOCK_HINTED,     /* asked for by a hint, not fetched yet: claim it as ABSENT */
     FP_BLOCK_FETCHING,   /* one thread is fetching it; others wait */
     FP_BLOCK_RESIDENT,   /* in the cache, same bytes as the node */
     FP_BLOCK_DIRTY,      /* in the cache, written since fetched */
@@ -79,19 +88,51 @@ static inline fp_block_state_t fp_block_state(fp_block_table_t *table, uint64_t 
 
 /*
  * A thread needs block @index resident. Returns FETCH to exactly one of the
- * threads that ask while the block is ABSENT; the others sleep until that
- * fetch ends and then get PRESENT, or FETCH again (a new attempt) if it
- * failed. Blocks in WRITEBACK or EVICTING are waited out the same way.
+ * threads that ask while the block is ABSENT or HINTED; the others sleep
+ * until that fetch ends and then get PRESENT, or FETCH again (a new attempt)
+ * if it failed. Blocks in WRITEBACK or EVICTING are waited out the same way.
+ * It sleeps: never call it from a thread others depend on for progress (the
+ * fault engine's thread uses fp_block_try_claim()).
  */
 fp_block_claim_t fp_block_claim(fp_block_table_t *table, uint64_t index);
 
-/* Claim an ABSENT block for a fetch without waiting: false if it is in any other state. */
-static inline bool fp_block_try_claim(fp_block_table_t *table, uint64_t index)
+/*
+ * Claim an ABSENT or HINTED block for a fetch without waiting; false in any
+ * other state. *@was_p (may be NULL) gets the state it was claimed from.
+ */
+static inline bool fp_block_try_claim(fp_block_table_t *table, uint64_t index,
+                                      fp_block_state_t *was_p)
+{
+    _Atomic uint32_t *state = &table->blocks[index].state;
+    uint32_t s = atomic_load(state);
+
+    while (s == FP_BLOCK_ABSENT || s == FP_BLOCK_HINTED) {
+        uint32_t from = s;
+
+        if (atomic_compare_exchange_weak(state, &s, FP_BLOCK_FETCHING)) {
+            if (was_p != NULL)
+                *was_p = (fp_block_state_t)from;
+            return true;
+        }
+        /* s holds the state it has now: look again. */
+    }
+    return false;
+}
+
+/* ABSENT -> HINTED, from any thread: false if the block is in any other state. */
+static inline bool fp_block_hint(fp_block_table_t *table, uint64_t index)
 {
     uint32_t expected = FP_BLOCK_ABSENT;
 
-    return atomic_compare_exchange_strong(&table->blocks[index].state, &expected,
-                                          FP_BLOCK_FETCHING);
+    return atomic_compare_exchange_strong(&table->blocks[index].state, &expected, FP_BLOCK_HINTED);
+}
+
+/* HINTED -> ABSENT (a hint given up): false if the block was not HINTED. */
+static inline bool fp_block_unhint(fp_block_table_t *table, uint64_t index)
+{
+    uint32_t expected = FP_BLOCK_HINTED;
+
+    return atomic_compare_exchange_strong(&table->blocks[index].state, &expected, FP_BLOCK_ABSENT);
 }
 
 /* End the fetch claimed on @index: RESIDENT on success, ABSENT on failure; wakes waiters. */
@@ -123,6 +164,11 @@ typedef bool (*fp_block_keep_func_t)(uint64_t index, void *arg);
 bool fp_block_evict_pick(fp_block_table_t *table, fp_block_spare_func_t spare,
                          fp_block_keep_func_t keep, void *arg, uint64_t *index_p,
                          fp_block_state_t *was_p);
+
+/* As fp_block_evict_pick(), moving the hand @steps blocks at most. */
+bool fp_block_evict_pick_within(fp_block_table_t *table, fp_block_spare_func_t spare,
+                                fp_block_keep_func_t keep, void *arg, uint64_t steps,
+                                uint64_t *index_p, fp_block_state_t *was_p);
 
 /* Blocks fp_block_evict_pick_cold() looks at, at most. */
 #define FP_BLOCK_COLD_SCAN 4096

@@ -60,6 +60,8 @@ typedef struct fp_cache_ops {
     void (*destroy)(fp_cache_t *c);
     /* True if memory of a dropped block is kept for the next fill. */
     bool (*has_spare)(const fp_cache_t *c);
+    /* Bytes of such spare memory held now, which trim() could give back. */
+    uint64_t (*spare_bytes)(const fp_cache_t *c);
     /*
      * Give memory to block @b, about to be fetched. Sets *@grew_p when that is
      * new memory (count it) rather than a spare. FP_ERR_NO_SPACE if the backend

@@ -230,6 +230,13 @@ static bool move_has_spare(const fp_cache_t *c)
     return !m->copy && m->nspare > 0;
 }
 
+static uint64_t move_spare_bytes(const fp_cache_t *c)
+{
+    const move_cache_t *m = (const move_cache_t *)c;
+
+    return move_has_spare(c) ? (uint64_t)m->nspare * c->granule : 0;
+}
+
 static fp_status_t move_bind(fp_cache_t *c, uint64_t b, bool *grew_p)
 {
     move_cache_t *m = (move_cache_t *)c;
@@ -469,6 +476,7 @@ const fp_cache_ops_t fp_cache_move_ops = {
     .create = move_create,
     .destroy = move_destroy,
     .has_spare = move_has_spare,
+    .spare_bytes = move_spare_bytes,
     .bind = move_bind,
     .data = move_data,
     .populate = move_populate,

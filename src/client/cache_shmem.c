@@ -142,6 +142,12 @@ static bool shmem_has_spare(const fp_cache_t *c)
     return false;
 }
 
+static uint64_t shmem_spare_bytes(const fp_cache_t *c)
+{
+    (void)c;
+    return 0;
+}
+
 static fp_status_t shmem_bind(fp_cache_t *c, uint64_t b, bool *grew_p)
 {
     (void)c;
@@ -224,6 +230,7 @@ const fp_cache_ops_t fp_cache_shmem_ops = {
     .create = shmem_create,
     .destroy = shmem_destroy,
     .has_spare = shmem_has_spare,
+    .spare_bytes = shmem_spare_bytes,
     .bind = shmem_bind,
     .data = shmem_data,
     .populate = shmem_populate,

@@ -29,11 +29,9 @@ struct farpool_context {
     char secret_file[PATH_MAX];
     farpool_node_params_t np;
     farpool_node_t *ctl; /* control connection to nodes[0] */
-    uint64_t cache_budget;
+    fp_budget_t budget;  /* the cache budget its regions share */
     bool readahead;
     bool prefault;
-    _Atomic uint64_t cache_used;   /* cache memory held by all mapped regions */
-    _Atomic uint64_t cache_wanted; /* memory a region waits for; others trim their spares */
     farpool_region_t *regions;
 };
 
@@ -71,6 +69,10 @@ fp_status_t farpool_context_create(const farpool_context_params_t *params,
     if (ctx == NULL)
         return FP_ERR_NO_MEMORY;
     ctx->log = log;
+    fp_budget_init(&ctx->budget,
+                   (mask & FARPOOL_CONTEXT_PARAM_CACHE_BYTES) && params->cache_bytes > 0
+                       ? params->cache_bytes
+                       : DEFAULT_CACHE_BYTES);
     /* Its connections log the same way. */
     ctx->np.field_mask |= FARPOOL_NODE_PARAM_LOG;
     ctx->np.log_level = (farpool_log_level_t)log.level;
@@ -84,11 +86,6 @@ fp_status_t farpool_context_create(const farpool_context_params_t *params,
         }
         ctx->nnodes++;
     }
-    ctx->cache_budget = DEFAULT_CACHE_BYTES;
-    if ((mask & FARPOOL_CONTEXT_PARAM_CACHE_BYTES) && params->cache_bytes > 0)
-        ctx->cache_budget = params->cache_bytes;
-    atomic_init(&ctx->cache_used, 0);
-    atomic_init(&ctx->cache_wanted, 0);
     ctx->readahead = !(mask & FARPOOL_CONTEXT_PARAM_READAHEAD) || params->readahead != 0;
     ctx->prefault = (mask & FARPOOL_CONTEXT_PARAM_PREFAULT) && params->prefault != 0;
 
@@ -120,6 +117,7 @@ fp_status_t farpool_context_create(const farpool_context_params_t *params,
 err_free:
     for (size_t i = 0; i < ctx->nnodes; i++)
         free(ctx->nodes[i]);
+    fp_budget_cleanup(&ctx->budget);
     free(ctx);
     return status;
 }
@@ -133,6 +131,7 @@ void farpool_context_destroy(farpool_context_t *ctx)
     farpool_node_close(ctx->ctl);
     for (size_t i = 0; i < ctx->nnodes; i++)
         free(ctx->nodes[i]);
+    fp_budget_cleanup(&ctx->budget);
     free(ctx);
 }
 
@@ -219,9 +218,7 @@ fp_status_t farpool_map(farpool_region_t *region, void **addr_p)
     ep.np = &ctx->np;
     ep.region_name = region->name;
     ep.readonly = (region->flags & FARPOOL_REGION_READONLY) != 0;
-    ep.cache_used = &ctx->cache_used;
-    ep.cache_wanted = &ctx->cache_wanted;
-    ep.cache_budget = ctx->cache_budget;
+    ep.budget = &ctx->budget;
     ep.readahead = ctx->readahead;
     ep.prefault = ctx->prefault;
     ep.log = &ctx->log;

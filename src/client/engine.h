@@ -2,8 +2,9 @@
 /*
  * The fault engine of one mapped region: the userfaultfd reader, the fillers
  * that fetch blocks from the memory node, the evictor that keeps the local
- * cache within its budget, and the write-back of dirty blocks. engine.c's
- * DESIGN section says how they fit together.
+ * cache within its budget, the write-back of dirty blocks, and prefetching.
+ * engine.c's DESIGN section says how they fit together; engine_int.h lists
+ * the parts, one file each.
  *
  * Thread safety: fp_engine_start/sync/stop/stats may be called from any one
  * thread at a time (the context serialises them); the mapped memory may be
@@ -18,6 +19,7 @@
 
 #include <farpool/farpool.h>
 
+#include "budget.h"
 #include "common/log.h"
 
 typedef struct fp_engine fp_engine_t;
@@ -27,12 +29,10 @@ typedef struct fp_engine_params {
     const farpool_node_params_t *np; /* how to connect (secret, timeout) */
     const char *region_name;         /* opened on the engine's own connection */
     bool readonly;
-    _Atomic uint64_t *cache_used;   /* the context's cache memory in use, shared */
-    _Atomic uint64_t *cache_wanted; /* bytes a region waits for, shared: others trim spares */
-    uint64_t cache_budget;          /* the context's budget */
-    bool readahead;                 /* run the automatic prefetcher */
-    bool prefault;                  /* take the cache's memory at start (where it is recycled) */
-    fp_log_t *log;                  /* the context's; outlives the engine */
+    fp_budget_t *budget; /* the context's, shared by its regions; outlives the engine */
+    bool readahead;      /* run the automatic prefetcher */
+    bool prefault;       /* take the cache's memory at start (where it is recycled) */
+    fp_log_t *log;       /* the context's; outlives the engine */
 } fp_engine_params_t;
 
 /*

@@ -58,11 +58,11 @@ int64_t fp_prefetch_record(fp_prefetch_t *p, uint64_t block)
 }
 
 unsigned fp_prefetch_plan(fp_prefetch_t *p, uint64_t block, int64_t trend, uint64_t nblocks,
-                          uint64_t *out, unsigned max)
+                          unsigned extra, uint64_t *out, unsigned max)
 {
     unsigned n = 0;
 
-    for (unsigned k = 1; trend != 0 && k <= p->window && n < max; k++) {
+    for (unsigned k = 1; trend != 0 && k <= p->window + extra && n < max; k++) {
         int64_t next = (int64_t)block + trend * (int64_t)k;
         if (next < 0 || (uint64_t)next >= nblocks)
             break;

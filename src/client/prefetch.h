@@ -11,7 +11,10 @@
  * a sequential scan by several threads, whose faults arrive a little out of
  * order (0 1 2 4 3 5), still reads as +1 steps. The read-ahead
  * window grows (doubling) while prefetched blocks are used and shrinks
- * (halving) when one is evicted unused. Accesses fed in are first touches of
+ * (halving) when one is evicted unused. The fault engine reads ahead in
+ * batches, as Linux does: each batch's first block is a marker whose touch
+ * (the one fault of the batch) says the stream reached it and starts the
+ * next batch, a window beyond the last block read ahead. Accesses fed in are first touches of
  * blocks: demand misses, first uses of prefetched blocks and faults on blocks
  * still in flight, so the trend survives once prefetching hides the misses.
  *
@@ -41,11 +44,13 @@ int64_t fp_prefetch_record(fp_prefetch_t *p, uint64_t block);
 
 /*
  * After an access to @block with trend @trend, the blocks to read ahead: the
- * next `window` blocks along the trend within [0, @nblocks), at most @max.
- * The caller skips those already cached or in flight.
+ * next `window` + @extra blocks along the trend within [0, @nblocks), at
+ * most @max (@extra: the steps already read ahead of @block, so that the
+ * window reaches past them). The caller skips those already cached or in
+ * flight.
  */
 unsigned fp_prefetch_plan(fp_prefetch_t *p, uint64_t block, int64_t trend, uint64_t nblocks,
-                          uint64_t *out, unsigned max);
+                          unsigned extra, uint64_t *out, unsigned max);
 
 /* A prefetched block was used: widen the window. */
 void fp_prefetch_used(fp_prefetch_t *p);
