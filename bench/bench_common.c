@@ -268,7 +268,7 @@ void bench_raw_req_encode(uint8_t *buf, uint32_t op, uint64_t size, uint64_t off
 }
 
 /* One client of the baseline server, until it hangs up or misbehaves. */
-static void raw_serve(int fd, const uint8_t *buf)
+static void raw_serve(int fd, uint8_t *buf)
 {
     uint8_t req[BENCH_RAW_REQ_SIZE];
 
@@ -296,6 +296,22 @@ static void raw_serve(int fd, const uint8_t *buf)
                     return;
                 off = (off + (size_t)n) % BENCH_SPAN;
             }
+        } else if (op == BENCH_RAW_OP_SINK) {
+            uint8_t ack[8] = {0};
+
+            for (uint64_t got = 0, off = 0; got < size;) {
+                size_t len =
+                    BENCH_SPAN - off < BENCH_RAW_STREAM_IO ? BENCH_SPAN - off : BENCH_RAW_STREAM_IO;
+                ssize_t n = recv(fd, buf + off, size - got < len ? (size_t)(size - got) : len, 0);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0)
+                    return;
+                got += (uint64_t)n;
+                off = (off + (uint64_t)n) % BENCH_SPAN;
+            }
+            if (bench_write_full(fd, ack, sizeof(ack)) != 0)
+                return;
         } else {
             return;
         }
@@ -304,7 +320,7 @@ static void raw_serve(int fd, const uint8_t *buf)
 
 typedef struct raw_conn {
     int fd;
-    const uint8_t *buf;
+    uint8_t *buf; /* the stream reads it, the sink writes it */
 } raw_conn_t;
 
 static void *raw_conn_thread(void *arg)
@@ -613,6 +629,47 @@ fp_status_t bench_raw_oneway(uint16_t port, unsigned depth, uint64_t warm, uint6
 
 err:
     fprintf(stderr, "%s: baseline one-way stream: %s\n", bench_prog, strerror(errno));
+    close(fd);
+    return FP_ERR_NOT_CONNECTED;
+}
+
+fp_status_t bench_raw_sink(uint16_t port, uint64_t bytes, const uint8_t *src, size_t src_len,
+                           bench_acc_t *acc)
+{
+    uint8_t req[BENCH_RAW_REQ_SIZE], ack[8];
+    uint64_t sent = 0, t0;
+    size_t off = 0;
+    int fd = bench_raw_connect(port);
+
+    if (fd < 0)
+        return FP_ERR_NOT_CONNECTED;
+    bench_raw_req_encode(req, BENCH_RAW_OP_SINK, bytes, 0);
+    if (bench_write_full(fd, req, sizeof(req)) != 0)
+        goto err;
+    t0 = fp_time_ns();
+    while (sent < bytes) {
+        size_t len = src_len - off < BENCH_RAW_STREAM_IO ? src_len - off : BENCH_RAW_STREAM_IO;
+        ssize_t n;
+
+        if (len > bytes - sent)
+            len = (size_t)(bytes - sent);
+        n = send(fd, src + off, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto err;
+        sent += (uint64_t)n;
+        off = (off + (size_t)n) % src_len;
+    }
+    if (bench_read_full(fd, ack, sizeof(ack)) != 0)
+        goto err;
+    acc->bytes += bytes;
+    acc->ns += fp_time_ns() - t0;
+    close(fd);
+    return FP_OK;
+
+err:
+    fprintf(stderr, "%s: baseline write stream: %s\n", bench_prog, strerror(errno));
     close(fd);
     return FP_ERR_NOT_CONNECTED;
 }

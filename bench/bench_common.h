@@ -35,6 +35,7 @@
 #define BENCH_RAW_REQ_SIZE  48u        /* a raw request, like a farpool READ's 24 + 24 */
 #define BENCH_RAW_OP_REPLY  1u         /* reply with `size` bytes at `offset` */
 #define BENCH_RAW_OP_STREAM 2u /* write the buffer in 1 MiB send()s until the peer hangs up */
+#define BENCH_RAW_OP_SINK   3u /* receive `size` bytes, then reply with an 8-byte ack */
 #define BENCH_RAW_STREAM_IO MIB
 
 #define BENCH_IO_TIMEOUT_MS    10000 /* a stuck peer is an error, not a slow figure */
@@ -158,6 +159,16 @@ double bench_acc_gbs(const bench_acc_t *acc);
  */
 fp_status_t bench_raw_oneway(uint16_t port, unsigned depth, uint64_t warm, uint64_t bytes,
                              uint64_t limit_ns, uint8_t *dst, bench_acc_t *acc);
+
+/*
+ * The raw one-way stream the other way: @bytes sent on a new connection from
+ * @src (rotating over @src_len bytes, in BENCH_RAW_STREAM_IO send()s) to the
+ * server, which acknowledges once it has them all; the time from the first
+ * byte to the ack is added to @acc. What writing bytes to a node costs at
+ * best: the ceiling of a write-back.
+ */
+fp_status_t bench_raw_sink(uint16_t port, uint64_t bytes, const uint8_t *src, size_t src_len,
+                           bench_acc_t *acc);
 
 /* ---- CPU time ------------------------------------------------------------ */
 
