@@ -63,6 +63,13 @@ void fp_engine_disconnect(fp_engine_t *e)
     e->tp = NULL;
 }
 
+void fp_engine_flush(fp_engine_t *e)
+{
+    /* A broken connection is found, and handled, by the next progress. */
+    if (e->tp != NULL)
+        (void)fp_transport_flush(e->tp);
+}
+
 void fp_engine_progress(fp_engine_t *e)
 {
     if (e->tp == NULL)
@@ -228,7 +235,6 @@ static void *engine_thread(void *arg)
         for (nfds_t i = 0; i < n; i++)
             pfd[i].revents = 0;
         rc = poll(pfd, n, wait_ms(e));
-        e->kick = false;
         if (rc < 0 && errno != EINTR) {
             /* Look at everything: each step finds out for itself, without waiting. */
             poll_failed(e, &said_ns);
@@ -250,7 +256,10 @@ static void *engine_thread(void *arg)
         if (n == 3 && pfd[2].revents != 0)
             fp_engine_progress(e);
         check_silence(e);
-        /* Then what waits on completions. */
+        /* Then what waits on completions. One that frees a slot or ends a
+         * transfer during these steps (a submit that fails at once) kicks:
+         * the next turn does not sleep. */
+        e->kick = false;
         fp_engine_room_retry(e);
         if (e->ndeferred > 0)
             fp_engine_read_faults(e);

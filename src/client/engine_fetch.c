@@ -320,7 +320,7 @@ static void fetch_launch(fp_engine_t *e, fp_engine_io_t *io)
     /* The requests go out now; while the node sends, allocate the pages the
      * replies land in (if they are new), at once rather than one fault per
      * page during the receive. This thread reads the replies only after. */
-    fp_engine_progress(e);
+    fp_engine_flush(e);
     if (io->state == FP_IO_WIRE && io->gen == gen)
         e->ops->populate(e->cache, b);
 }

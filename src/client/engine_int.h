@@ -226,6 +226,12 @@ void fp_engine_wake_block(fp_engine_t *e, uint64_t b);
 /* Let the transport send and complete what it can now, without waiting. */
 void fp_engine_progress(fp_engine_t *e);
 
+/*
+ * Send what was just submitted, without receiving: no completion runs (the
+ * loop's poll says when replies come), so none can run inside a step.
+ */
+void fp_engine_flush(fp_engine_t *e);
+
 /* The connection is unusable: close it, which completes every transfer with an error. */
 void fp_engine_disconnect(fp_engine_t *e);
 

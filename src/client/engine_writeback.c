@@ -153,7 +153,7 @@ bool fp_engine_sync_step(fp_engine_t *e, fp_status_t *status_p)
         e->sync_next++;
     }
     if (started)
-        fp_engine_progress(e); /* send the batch now */
+        fp_engine_flush(e); /* send the batch now */
     if (e->sync_next < e->nblocks && !e->readonly)
         return false;
     /* Every block was dirty before this point or written back; the ones being
@@ -211,7 +211,7 @@ bool fp_engine_release_step(fp_engine_t *e, fp_status_t *status_p)
             e->cmd_first = b + 1;
     }
     if (started)
-        fp_engine_progress(e);
+        fp_engine_flush(e);
     if (busy)
         return false;
     *status_p = e->wb_failed != e->sync_failed ? FP_ERR_IO : FP_OK;

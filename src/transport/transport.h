@@ -85,6 +85,7 @@ typedef struct fp_transport_ops {
                            fp_transport_t **tp_p);
     fp_status_t (*submit)(fp_transport_t *tp, fp_xfer_t *xfer);
     fp_status_t (*progress)(fp_transport_t *tp, int timeout_ms, unsigned *completed_p);
+    fp_status_t (*flush)(fp_transport_t *tp);
     int (*fd)(fp_transport_t *tp);
     unsigned (*inflight)(fp_transport_t *tp);
     bool (*send_pending)(fp_transport_t *tp);
@@ -134,6 +135,19 @@ static inline fp_status_t fp_transport_progress(fp_transport_t *tp, int timeout_
                                                 unsigned *completed_p)
 {
     return tp->ops->progress(tp, timeout_ms, completed_p);
+}
+
+/*
+ * Send what is queued, as far as the socket takes it now, without receiving
+ * or completing anything (no callback runs): for a caller that has just
+ * submitted and will poll the descriptor for the replies. What the socket
+ * does not take now is sent by a later progress (poll for POLLOUT: see
+ * fp_transport_send_pending()). FP_ERR_NOT_CONNECTED if the connection broke;
+ * the next progress then completes everything with that status.
+ */
+static inline fp_status_t fp_transport_flush(fp_transport_t *tp)
+{
+    return tp->ops->flush(tp);
 }
 
 /* A file descriptor that polls readable when progress may complete something. */
