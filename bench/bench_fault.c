@@ -100,6 +100,12 @@ enum { REG_BIG_2M = 0, REG_BIG_64K = 1, REG_SWEEP = 2, NREGIONS = REG_SWEEP + NS
 #define TARGET_SEQ        0.7   /* 2 MiB first touch >= 0.7x the loopback stream */
 #define TARGET_LAT_ADD_US 10.0  /* random 4 KiB fault median <= raw + 10 us */
 #define TARGET_FAULTS     400.0 /* 2 MiB fault count <= 1/400 of the 4 KiB count */
+#define TARGET_FLOOR      1.2   /* a fault's median <= 1.2x (floor + raw round trip), same size */
+
+/* Measurement 5: the fault path against its floor, at these granules. */
+#define NFLOOR 2
+static const uint32_t floor_granules[NFLOOR] = {4 << 10, 64 << 10};
+static const unsigned floor_sweep[NFLOOR] = {0, 2}; /* their sweep regions */
 
 /* Counters of measurement 3, in this order. */
 enum { CNT_FP = 0, CNT_FP_MINOR, CNT_FP_ALL, CNT_RU_PROC, CNT_RU_THREAD, NCNT };
@@ -152,7 +158,8 @@ typedef struct bench {
     bench_region_t regions[NREGIONS];
     uint8_t *stream_buf;
     uint64_t *fp_samples, *raw_samples;
-    uint64_t *pages; /* pages to touch, in a random order */
+    uint8_t *raw_buf; /* where raw ping-pongs land: a block's worth, page-aligned */
+    uint64_t *pages;  /* pages to touch, in a random order */
     uint64_t rng;
 } bench_t;
 
@@ -168,6 +175,9 @@ typedef struct run_result {
     double rw_med, rw_p99;       /* us, the same on a writable mapping */
     double floor_med, floor_p99; /* us, a userfaultfd fault served without network */
     double raw_med, raw_p99;     /* us, raw 4 KiB ping-pong */
+    double path_fp[NFLOOR];      /* us, measurement 5: farpool's median miss at each granule */
+    double path_floor[NFLOOR];   /* us, the floor: a fault served by UFFDIO_COPY of a block */
+    double path_raw[NFLOOR];     /* us, a raw ping-pong of a block, alternating with farpool */
     double fetch_p50, fetch_p99; /* us, farpool_region_stats() of measurement 2 */
     double rand_n;               /* random accesses measured */
     double cnt_2m[NCNT];         /* measurement 3, 2 MiB granule over big_size */
@@ -621,20 +631,22 @@ static fp_status_t rand_touch(const bench_region_t *r, const mapping_t *m, const
     return FP_OK;
 }
 
-/* @count raw 4 KiB ping-pongs on @fd, at offsets rotating from *@off_p, into @samples (ns). */
-static fp_status_t raw_touch(int fd, unsigned count, uint64_t *off_p, uint64_t *samples)
+/*
+ * @count raw ping-pongs of @size bytes on @fd, at offsets rotating from
+ * *@off_p, into @buf and @samples (ns).
+ */
+static fp_status_t raw_touch(int fd, unsigned count, uint64_t size, uint8_t *buf, uint64_t *off_p,
+                             uint64_t *samples)
 {
-    uint8_t buf[PAGE];
-
     for (unsigned i = 0; i < count; i++) {
         uint64_t t0 = fp_time_ns();
-        fp_status_t status = bench_raw_pingpong(fd, PAGE, *off_p, buf);
+        fp_status_t status = bench_raw_pingpong(fd, size, *off_p, buf);
 
         if (status != FP_OK)
             return status;
         if (samples != NULL)
             samples[i] = fp_time_ns() - t0;
-        *off_p = (*off_p + PAGE) % BENCH_SPAN;
+        *off_p = (*off_p + size) % BENCH_SPAN;
     }
     return FP_OK;
 }
@@ -642,7 +654,7 @@ static fp_status_t raw_touch(int fd, unsigned count, uint64_t *off_p, uint64_t *
 /*
  * Up to @count timed first touches of @r, each a random 4 KiB page of a
  * distinct random block, so each one misses. When @raw_fd >= 0 they take turns
- * with raw 4 KiB ping-pongs in blocks of LAT_BLOCK (which goes first
+ * with raw ping-pongs of a block in blocks of LAT_BLOCK (which goes first
  * alternates), so both see the same machine. A region with fewer blocks than
  * @count is mapped afresh as often as needed. Bounded by rand_limit_ns, after
  * a warm-up of LAT_WARM untimed accesses of each kind; mapped as @mode. With @isolated, each
@@ -662,7 +674,7 @@ static fp_status_t rand_measure(bench_t *b, const bench_region_t *r, map_mode_t 
     bool first = true;
 
     if (raw_fd >= 0) {
-        status = raw_touch(raw_fd, LAT_WARM, &raw_off, NULL);
+        status = raw_touch(raw_fd, LAT_WARM, r->granule, b->raw_buf, &raw_off, NULL);
         if (status != FP_OK)
             return status;
     }
@@ -694,7 +706,8 @@ static fp_status_t rand_measure(bench_t *b, const bench_region_t *r, map_mode_t 
                     status = rand_touch(r, &m, pages + warm + done, chunk, isolated, &blocks,
                                         b->fp_samples + n + done);
                 else if (raw_fd >= 0)
-                    status = raw_touch(raw_fd, chunk, &raw_off, b->raw_samples + n + done);
+                    status = raw_touch(raw_fd, chunk, r->granule, b->raw_buf, &raw_off,
+                                       b->raw_samples + n + done);
             }
             done += chunk;
             turn++;
@@ -726,6 +739,7 @@ typedef struct floor_server {
     fp_uffd_t uffd;
     int stop; /* an eventfd, written when the measurement is over */
     const uint8_t *page;
+    uint64_t size; /* bytes copied per fault: a block */
 } floor_server_t;
 
 static void *floor_serve(void *arg)
@@ -746,30 +760,32 @@ static void *floor_serve(void *arg)
         if (msg.event != UFFD_EVENT_PAGEFAULT)
             continue;
         memset(&copy, 0, sizeof(copy));
-        copy.dst = msg.arg.pagefault.address & ~(uint64_t)(PAGE - 1);
+        copy.dst = msg.arg.pagefault.address & ~(f->size - 1);
         copy.src = (uintptr_t)f->page;
-        copy.len = PAGE;
+        copy.len = f->size;
         ioctl(f->uffd.fd, UFFDIO_COPY, &copy);
     }
 }
 
-static fp_status_t floor_measure(bench_t *b, unsigned count, double *med_p, double *p99_p)
+/* The floor for blocks of @size bytes: each fault copies a whole block. */
+static fp_status_t floor_measure(bench_t *b, unsigned count, uint64_t size, double *med_p,
+                                 double *p99_p)
 {
-    uint64_t len = (uint64_t)count * PAGE;
+    uint64_t len = (uint64_t)count * size;
     floor_server_t f;
     pthread_t th;
     uint8_t *area, *page;
     bool umo;
     fp_status_t status;
 
-    page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    page = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED || area == MAP_FAILED) {
         fprintf(stderr, "%s: mmap: %s\n", bench_prog, strerror(errno));
         return FP_ERR_NO_MEMORY;
     }
-    memset(page, 0x5a, PAGE);
-    madvise(area, len, MADV_NOHUGEPAGE);
+    memset(page, 0x5a, size);
+    (void)madvise(area, len, MADV_NOHUGEPAGE); /* advice: blocks are copied as small pages */
     status = fp_uffd_open(NULL, &f.uffd, &umo, NULL);
     if (status == FP_OK) {
         status = fp_uffd_register(&f.uffd, area, len, FP_UFFD_MISSING);
@@ -777,24 +793,26 @@ static fp_status_t floor_measure(bench_t *b, unsigned count, double *med_p, doub
             fp_uffd_close(&f.uffd);
     }
     if (status != FP_OK) {
-        munmap(page, PAGE);
+        munmap(page, size);
         munmap(area, len);
         return status;
     }
     f.page = page;
+    f.size = size;
     f.stop = eventfd(0, EFD_CLOEXEC);
     if (f.stop < 0 || pthread_create(&th, NULL, floor_serve, &f) != 0) {
         if (f.stop >= 0)
             close(f.stop);
         fp_uffd_close(&f.uffd);
-        munmap(page, PAGE);
+        munmap(page, size);
         munmap(area, len);
         return FP_ERR_NO_MEMORY;
     }
     for (unsigned i = 0; i < count; i++) {
         uint64_t p = rng_next(&b->rng) % count, t0 = fp_time_ns();
 
-        (void)*(volatile uint8_t *)(area + p * PAGE); /* a page touched twice is a hit */
+        /* A random page of a random block; a block touched twice is a hit. */
+        (void)*(volatile uint8_t *)(area + p * size + (rng_next(&b->rng) % (size / PAGE)) * PAGE);
         b->fp_samples[i] = fp_time_ns() - t0;
     }
     bench_lat_summary(b->fp_samples, count, med_p, p99_p);
@@ -803,7 +821,7 @@ static fp_status_t floor_measure(bench_t *b, unsigned count, double *med_p, doub
     close(f.stop);
     fp_uffd_unregister(&f.uffd, area, len);
     fp_uffd_close(&f.uffd);
-    munmap(page, PAGE);
+    munmap(page, size);
     munmap(area, len);
     return FP_OK;
 }
@@ -842,9 +860,35 @@ static fp_status_t lat_measure(bench_t *b, run_result_t *r)
     r->sweep_med[SWEEP_4K] = r->rand_med;
     r->sweep_p99[SWEEP_4K] = r->rand_p99;
     r->sweep_n[SWEEP_4K] = n;
-    status = floor_measure(b, b->cfg.rand_count, &r->floor_med, &r->floor_p99);
+    status = floor_measure(b, b->cfg.rand_count, PAGE, &r->floor_med, &r->floor_p99);
     if (status != FP_OK)
         return status;
+    /* 5. The fault path against its floor: farpool's miss, alternating with a
+     * raw round trip of a block, and the floor for a block, at each granule. */
+    r->path_fp[0] = r->rand_med;
+    r->path_raw[0] = r->raw_med;
+    r->path_floor[0] = r->floor_med;
+    for (unsigned i = 1; i < NFLOOR; i++) {
+        const bench_region_t *reg = &b->regions[REG_SWEEP + floor_sweep[i]];
+        double p99;
+
+        fd = bench_raw_connect(b->raw_port);
+        if (fd < 0)
+            return FP_ERR_NOT_CONNECTED;
+        status = rand_measure(b, reg, MAP_RO_PREFAULT, b->cfg.rand_count / 4, fd, false, &n, &st);
+        close(fd);
+        if (status != FP_OK)
+            return status;
+        r->path_fp[i] = r->path_raw[i] = NAN;
+        if (n > 0) {
+            bench_lat_summary(b->fp_samples, n, &r->path_fp[i], &p99);
+            bench_lat_summary(b->raw_samples, n, &r->path_raw[i], &p99);
+        }
+        status =
+            floor_measure(b, b->cfg.rand_count / 4, floor_granules[i], &r->path_floor[i], &p99);
+        if (status != FP_OK)
+            return status;
+    }
 
     for (unsigned i = 0; i < NSWEEP; i++) {
         const bench_region_t *reg = &b->regions[REG_SWEEP + i];
@@ -896,6 +940,10 @@ static void print_run_line(unsigned i, unsigned n, const run_result_t *r)
         r->cnt_2m[CNT_FP_ALL], r->cnt_4k[CNT_FP_ALL]);
     for (unsigned k = 0; k < NSWEEP; k++)
         fprintf(stderr, " %s %.2f GB/s %.1f us", sweep_names[k], r->sweep_seq[k], r->sweep_med[k]);
+    for (unsigned k = 0; k < NFLOOR; k++)
+        fprintf(stderr, "; %s miss %.1f us, floor %.1f + raw %.1f (%.2fx)",
+                sweep_names[floor_sweep[k]], r->path_fp[k], r->path_floor[k], r->path_raw[k],
+                r->path_fp[k] / (r->path_floor[k] + r->path_raw[k]));
     fprintf(stderr, "\n");
 }
 
@@ -917,7 +965,7 @@ static double median_of(const run_result_t *runs, unsigned n, size_t offset)
 #define MED_AT(field, i) median_of(runs, n, offsetof(run_result_t, field) + (i) * sizeof(double))
 
 typedef struct report_row {
-    unsigned table; /* 1-4: the measurement */
+    unsigned table; /* 1-5: the measurement (5 is printed as 2b) */
     char metric[96];
     const char *unit;
     double fp;    /* farpool's figure */
@@ -1029,6 +1077,20 @@ static unsigned build_rows(const bench_cfg_t *cfg, const run_result_t *runs, uns
         row->fp = MED(rand_n);
     }
 
+    /* 5. The fault path against its floor. */
+    for (unsigned i = 0; i < NFLOOR; i++) {
+        report_row_t *row = row_add(rows, &k, 5, "us");
+
+        snprintf(row->metric, sizeof(row->metric), "%s", sweep_names[floor_sweep[i]]);
+        row->fp = MED_AT(path_fp, i);
+        row->base2 = MED_AT(path_floor, i);
+        row->cmp2 = MED_AT(path_raw, i);
+        row->base = row->base2 + row->cmp2;
+        row->cmp = row->fp / row->base;
+        snprintf(row->target, sizeof(row->target), "<= %.1fx", TARGET_FLOOR);
+        row->met = row->cmp <= TARGET_FLOOR;
+    }
+
     /* 3. Fault counts. */
     for (unsigned c = 0; c < NCNT; c++) {
         report_row_t *row = row_add(rows, &k, 3, "count");
@@ -1128,6 +1190,16 @@ static void print_markdown(const bench_cfg_t *cfg, const report_row_t *rows, uns
             printf("| %s | %.1f | %.1f | %+.1f us | %s | %s |\n", row->metric, row->fp, row->base,
                    row->cmp, row->target, met_text(row->met));
     }
+
+    printf("\n2b. The fault path against its floor: the median random miss (a 4 KiB access, "
+           "its block fetched) against the floor of any userfaultfd fault that copies a block "
+           "with no network, plus a raw round trip of a block, alternating with it\n\n");
+    printf("| granule | farpool (us) | floor (us) | raw round trip (us) | floor + raw (us) | "
+           "ratio | target | met |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    for (unsigned i = 0; (row = table_row(rows, nrows, 5, i)) != NULL; i++)
+        printf("| %s | %.1f | %.1f | %.1f | %.1f | %.2fx | %s | %s |\n", row->metric, row->fp,
+               row->base2, row->cmp2, row->base, row->cmp, row->target, met_text(row->met));
 
     printf("\n3. Page faults to load %llu MiB sequentially: 2 MiB granule vs 4 KiB granule "
            "(4 KiB measured on %llu MiB, counts x%.0f)\n\n",
@@ -1370,8 +1442,10 @@ int main(int argc, char **argv)
     b.stream_buf = bench_buf_alloc(STREAM_SLOT * BENCH_RAW_STREAM_IO);
     b.fp_samples = malloc(b.cfg.rand_count * sizeof(*b.fp_samples));
     b.raw_samples = malloc(b.cfg.rand_count * sizeof(*b.raw_samples));
+    b.raw_buf = bench_buf_alloc(2 * MIB);
     b.pages = malloc(b.cfg.small_size / PAGE * sizeof(*b.pages));
-    if (b.stream_buf == NULL || b.fp_samples == NULL || b.raw_samples == NULL || b.pages == NULL) {
+    if (b.stream_buf == NULL || b.fp_samples == NULL || b.raw_samples == NULL || b.pages == NULL ||
+        b.raw_buf == NULL) {
         fprintf(stderr, "bench_fault: out of memory\n");
         goto out;
     }
@@ -1407,6 +1481,7 @@ out:
     free(b.stream_buf);
     free(b.fp_samples);
     free(b.raw_samples);
+    free(b.raw_buf);
     free(b.pages);
     bench_cleanup();
     return rc;
