@@ -19,7 +19,10 @@
  *     exec) makes one kind of epoll_ctl() call fail with ENOMEM. The daemon
  *     must notice: refuse to start when it cannot watch its listener, close
  *     (not stall) a connection whose events it cannot change, and say so when
- *     it cannot unwatch one.
+ *     it cannot unwatch one. The client does not read the READ replies meant
+ *     to need EPOLLOUT until the daemon has dropped the connection (its
+ *     descriptor count says so): a client draining them could keep pace with
+ *     a slow daemon (TSan), which then sends everything and never needs MOD.
  *
  * DESIGN
  * Every loop is bounded in count and in time, and every wait is on a
@@ -85,8 +88,10 @@
 #endif
 
 /* test_epoll_* */
-#define EPOLL_CLOSE_MS 3000
-#define EPOLL_READ_LEN (16u << 20) /* a reply the socket cannot take at once */
+#define EPOLL_CLOSE_MS  3000
+#define EPOLL_READ_LEN  FP_PROTO_MAX_DATA /* the largest READ (16 MiB) */
+#define EPOLL_READS_MAX 4                 /* 64 MiB: what farpoold queues before it stops reading */
+#define EPOLL_RCVBUF    (64u << 10)       /* the client's receive buffer, fixed (no autotuning) */
 
 #define SERVED_DEADLINE_MS 2000 /* a new client gets HELLO and STATS answered within this */
 
@@ -549,21 +554,54 @@ static void test_epoll_add_fails(void **state)
                  fp_status_string(status));
 }
 
-/* A connection whose events cannot change is closed, not left stalled. */
+/* The most a TCP socket's send buffer grows to by itself: net.ipv4.tcp_wmem's maximum. */
+static uint64_t tcp_wmem_max(void)
+{
+    unsigned long long wmin = 0, wdef = 0, wmax = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "re");
+    int n;
+
+    if (f == NULL)
+        fail_msg("cannot open /proc/sys/net/ipv4/tcp_wmem: %s", strerror(errno));
+    n = fscanf(f, "%llu %llu %llu", &wmin, &wdef, &wmax);
+    fclose(f);
+    if (n != 3)
+        fail_msg("cannot parse /proc/sys/net/ipv4/tcp_wmem");
+    return wmax;
+}
+
+/*
+ * A connection whose events cannot change is closed, not left stalled.
+ *
+ * The replies must certainly not fit in the sockets, so the daemon must ask
+ * epoll for EPOLLOUT: the client's receive buffer is fixed and small, the
+ * daemon's send buffer grows to tcp_wmem's maximum at most (farpoold sets no
+ * SO_SNDBUF), the READs add up to more than both, and the client reads
+ * nothing until the daemon has dropped the connection. (Reading meanwhile races the daemon's
+ * sendmsg() loop: under TSan each call is slow enough for the client to drain what the previous one
+ * sent, the whole reply goes out without EAGAIN, no MOD is ever made and the connection, served,
+ * stays open.)
+ */
 static void test_epoll_mod_fails(void **state)
 {
     static const char *const args[] = {"--capacity", "32M", "--slab-size", "16M", NULL};
     static int op = EPOLL_CTL_MOD;
-    uint8_t buf[FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE], rep[FP_PROTO_ALLOC_REP_SIZE];
+    uint8_t buf[EPOLL_READS_MAX * (FP_PROTO_HDR_SIZE + FP_PROTO_RANGE_SIZE)];
+    uint8_t rep[FP_PROTO_ALLOC_REP_SIZE];
     fp_proto_range_t r = {0, 0, EPOLL_READ_LEN};
-    uint64_t id;
+    uint64_t id, room, deadline, wmax;
+    socklen_t optlen = sizeof(int);
+    int fd, rcvbuf = EPOLL_RCVBUF, nreads, fds0;
+    size_t len = 0;
     fp_proto_hdr_t h;
-    int fd;
 
     (void)state;
     skip_without_seccomp();
     env_start(args, child_fail_epoll_op, &op);
     fd = env_connect();
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &optlen) != 0)
+        fail_msg("SO_RCVBUF: %s", strerror(errno));
     raw_hello(fd);
     id = env.next_id++;
     fp_test_attack_send_frame(fd, FP_OP_SLAB_ALLOC, id, NULL, 0);
@@ -571,18 +609,45 @@ static void test_epoll_mod_fails(void **state)
     if (h.length != sizeof(rep))
         fail_msg("SLAB_ALLOC reply of %u bytes", h.length);
     r.slab = fp_proto_get_u64(rep);
-    /* 16 MiB do not fit in the socket: the node must ask epoll for EPOLLOUT. */
-    id = env.next_id++;
-    fp_test_attack_encode_request(buf, FP_OP_READ, id, FP_PROTO_RANGE_SIZE);
-    fp_proto_ranges_encode(FP_OP_READ, &r, 1, buf + FP_PROTO_HDR_SIZE);
-    fp_test_attack_send(fd, buf, sizeof(buf));
-    if (!fp_test_wait_closed(fd, EPOLL_CLOSE_MS))
-        fail_msg("epoll_ctl(MOD) failed and the connection stalled: neither served nor closed "
-                 "within %d ms",
-                 EPOLL_CLOSE_MS);
-    env_close(fd);
+
+    /* Enough READs that their replies exceed what both sockets can hold. */
+    wmax = tcp_wmem_max();
+    room = wmax + (uint64_t)rcvbuf;
+    nreads = (int)(room / EPOLL_READ_LEN) + 1;
+    if (nreads > EPOLL_READS_MAX)
+        fail_msg("net.ipv4.tcp_wmem lets a send buffer grow to %llu bytes: %d READs of %u bytes "
+                 "would fit, and farpoold stops reading after %d; the test cannot make it wait "
+                 "for EPOLLOUT",
+                 (unsigned long long)wmax, nreads - 1, EPOLL_READ_LEN, EPOLL_READS_MAX);
+    for (int i = 0; i < nreads; i++) {
+        id = env.next_id++;
+        fp_test_attack_encode_request(buf + len, FP_OP_READ, id, FP_PROTO_RANGE_SIZE);
+        len += FP_PROTO_HDR_SIZE;
+        len += fp_proto_ranges_encode(FP_OP_READ, &r, 1, buf + len);
+    }
+    fds0 = proc_fds(env.d.pid, NULL);
+    fp_test_attack_send(fd, buf, len);
+
+    /* Dropped by the daemon: one descriptor fewer, seen without reading. */
+    deadline = fp_test_attack_now_ms() + EPOLL_CLOSE_MS;
+    while (proc_fds(env.d.pid, NULL) >= fds0) {
+        if (fp_test_attack_now_ms() >= deadline)
+            fail_msg("epoll_ctl(MOD) failed and the connection stalled: farpoold still holds it "
+                     "%d ms after %d READs of %u bytes (more than the %llu bytes the sockets "
+                     "can hold)%s",
+                     EPOLL_CLOSE_MS, nreads, EPOLL_READ_LEN, (unsigned long long)room,
+                     fp_test_daemon_log_contains(&env.d, "epoll_ctl")
+                         ? "; it said that epoll_ctl failed"
+                         : "");
+        fp_test_attack_sleep_ms(10);
+    }
     if (!fp_test_daemon_log_wait(&env.d, "epoll_ctl", FP_TEST_ATTACK_LOG_WAIT_MS))
         fail_msg("farpoold closed the connection without saying that epoll_ctl failed");
+    /* The client gets what had been sent, then the end of the connection. */
+    if (!fp_test_wait_closed(fd, EPOLL_CLOSE_MS))
+        fail_msg("farpoold dropped the connection, but its client did not see it end within %d ms",
+                 EPOLL_CLOSE_MS);
+    env_close(fd);
     new_client_served();
 }
 
