@@ -84,10 +84,10 @@ static void test_transitions(void **state)
     assert_int_equal(was, FP_BLOCK_DIRTY);
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_WRITEBACK);
     assert_false(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was)); /* nothing else to take */
-    fp_block_writeback_done(t, 2, false, false);
+    fp_block_writeback_done(t, 2, FP_BLOCK_WB_FAILED);
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_DIRTY);
     assert_true(fp_block_evict_pick(t, NULL, NULL, NULL, &idx, &was));
-    fp_block_writeback_done(t, 2, true, false);
+    fp_block_writeback_done(t, 2, FP_BLOCK_WB_EVICT);
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_EVICTING);
     fp_block_evict_done(t, 2);
     assert_int_equal(fp_block_state(t, 2), FP_BLOCK_ABSENT);
@@ -99,7 +99,7 @@ static void test_transitions(void **state)
     assert_true(fp_block_mark_dirty(t, 3));
     assert_true(fp_block_writeback_begin(t, 3));
     assert_int_equal(fp_block_state(t, 3), FP_BLOCK_WRITEBACK);
-    fp_block_writeback_done(t, 3, true, true);
+    fp_block_writeback_done(t, 3, FP_BLOCK_WB_KEEP);
     assert_int_equal(fp_block_state(t, 3), FP_BLOCK_RESIDENT);
     fp_block_table_destroy(t);
     fp_block_table_destroy(NULL);
@@ -283,7 +283,7 @@ static void *stress_evictor(void *arg)
         if (!fp_block_evict_pick(s->r.table, NULL, NULL, NULL, &b, &was))
             continue;
         if (was == FP_BLOCK_DIRTY)
-            fp_block_writeback_done(s->r.table, b, true, false);
+            fp_block_writeback_done(s->r.table, b, FP_BLOCK_WB_EVICT);
         if (fp_block_state(s->r.table, b) != FP_BLOCK_EVICTING)
             atomic_fetch_add(&s->violations, 1);
         fp_block_evict_done(s->r.table, b);

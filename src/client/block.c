@@ -214,9 +214,11 @@ bool fp_block_writeback_begin(fp_block_table_t *table, uint64_t index)
                                           FP_BLOCK_WRITEBACK);
 }
 
-void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, bool ok, bool keep)
+void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, fp_block_wb_t outcome)
 {
-    uint32_t to = !ok ? FP_BLOCK_DIRTY : keep ? FP_BLOCK_RESIDENT : FP_BLOCK_EVICTING;
+    uint32_t to = outcome == FP_BLOCK_WB_FAILED ? FP_BLOCK_DIRTY
+                  : outcome == FP_BLOCK_WB_KEEP ? FP_BLOCK_RESIDENT
+                                                : FP_BLOCK_EVICTING;
 
     block_set(&table->blocks[index], to);
 }

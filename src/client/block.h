@@ -198,11 +198,15 @@ static inline void fp_block_cool(fp_block_table_t *table, uint64_t index)
 /* DIRTY -> WRITEBACK, to write a block back and keep it (a sync). False if not DIRTY. */
 bool fp_block_writeback_begin(fp_block_table_t *table, uint64_t index);
 
-/*
- * End a write-back: on success the block becomes RESIDENT (@keep, a sync) or
- * EVICTING (an eviction); on failure it is DIRTY again. Wakes waiters.
- */
-void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, bool ok, bool keep);
+/* How a write-back ended. */
+typedef enum fp_block_wb {
+    FP_BLOCK_WB_FAILED, /* not written: DIRTY again */
+    FP_BLOCK_WB_KEEP,   /* written, and kept cached (a sync): RESIDENT */
+    FP_BLOCK_WB_EVICT,  /* written, to be dropped (an eviction): EVICTING */
+} fp_block_wb_t;
+
+/* End a write-back of block @index as @outcome says. Wakes waiters. */
+void fp_block_writeback_done(fp_block_table_t *table, uint64_t index, fp_block_wb_t outcome);
 
 /* EVICTING -> ABSENT once the local copy is gone; wakes waiters. */
 void fp_block_evict_done(fp_block_table_t *table, uint64_t index);

@@ -81,7 +81,7 @@ bool fp_engine_evict_clean(fp_engine_t *e)
     if (!fp_block_evict_pick(e->blocks, spare_block, NULL, e, &b, &was))
         return false;
     if (was == FP_BLOCK_DIRTY) {
-        fp_block_writeback_done(e->blocks, b, false, false); /* DIRTY again, untouched */
+        fp_block_writeback_done(e->blocks, b, FP_BLOCK_WB_FAILED); /* DIRTY again, untouched */
         return false;
     }
     fp_engine_drop(e, b);
@@ -99,8 +99,10 @@ static void ask_done(fp_engine_t *e, bool served)
     e->asked = 0;
 }
 
-fp_engine_room_t fp_engine_make_room(fp_engine_t *e, bool guess, bool age)
+fp_engine_room_t fp_engine_make_room(fp_engine_t *e, unsigned flags)
 {
+    bool guess = (flags & FP_ROOM_GUESS) != 0, age = (flags & FP_ROOM_AGE) != 0;
+
     for (;;) {
         uint64_t used, b;
         fp_block_state_t was;

@@ -98,7 +98,7 @@ static void touch_cached(fp_engine_t *e, uint64_t b, uint64_t off, fp_block_stat
                 fp_engine_drop(e, b);
                 fp_engine_fetch(e, b, off, 0); /* no slot: the retried fault fetches it */
             } else {
-                fp_block_writeback_done(e->blocks, b, false, false);
+                fp_block_writeback_done(e->blocks, b, FP_BLOCK_WB_FAILED);
             }
         }
         return;

@@ -342,7 +342,7 @@ void fp_engine_room_retry(fp_engine_t *e)
     while (e->room_head != NULL) {
         fp_engine_io_t *io = e->room_head;
 
-        if (fp_engine_make_room(e, false, false) == FP_ROOM_WAIT)
+        if (fp_engine_make_room(e, 0) == FP_ROOM_WAIT)
             return;
         e->room_head = io->next;
         if (e->room_head == NULL)
@@ -376,7 +376,8 @@ fp_engine_fetch_t fp_engine_fetch(fp_engine_t *e, uint64_t b, uint64_t fault_off
         return FP_FETCH_GONE;
     if (e->free_ios == NULL || e->nfetch >= FP_ENGINE_IOS - FP_ENGINE_WB_RESERVE)
         return guess ? FP_FETCH_SKIPPED : FP_FETCH_DEFERRED;
-    if (guess && fp_engine_make_room(e, true, !(flags & FP_IO_HINTED)) != FP_ROOM_OK)
+    if (guess && fp_engine_make_room(e, FP_ROOM_GUESS | (flags & FP_IO_HINTED ? 0 : FP_ROOM_AGE)) !=
+                     FP_ROOM_OK)
         return FP_FETCH_SKIPPED;
     io = fp_engine_io_get(e, FP_IO_FETCH);
     if (io == NULL) /* the room made above took a slot for a write-back */
@@ -398,7 +399,7 @@ fp_engine_fetch_t fp_engine_fetch(fp_engine_t *e, uint64_t b, uint64_t fault_off
         e->pf[b] = 0;
     }
     if (!guess && e->room_head == NULL)
-        room = fp_engine_make_room(e, false, false);
+        room = fp_engine_make_room(e, 0);
     if (!guess && (e->room_head != NULL || room == FP_ROOM_WAIT)) {
         room_enqueue(e, io); /* in order behind the others */
         return FP_FETCH_STARTED;

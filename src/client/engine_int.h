@@ -282,17 +282,20 @@ void fp_engine_io_ended(fp_engine_t *e, fp_engine_io_t *io);
 
 /* ---- room in the cache (engine_evict.c) ---- */
 
+/* What fp_engine_make_room() may do. */
+enum fp_engine_room_flags {
+    FP_ROOM_GUESS = 1u << 0, /* for a guess: replace only cold blocks, never wait */
+    FP_ROOM_AGE = 1u << 1,   /* ...and move the CLOCK hand to find some */
+};
+
 typedef enum fp_engine_room {
     FP_ROOM_OK,   /* go: there is room (or waiting would not bring any) */
     FP_ROOM_WAIT, /* room is on its way (a write-back, a fetch, another region): wait */
     FP_ROOM_NONE, /* a guess finds nothing cold to replace: give it up */
 } fp_engine_room_t;
 
-/*
- * Room for one more block; for a guess (@guess) only by replacing cold
- * blocks, and moving the CLOCK hand to find some if @age.
- */
-fp_engine_room_t fp_engine_make_room(fp_engine_t *e, bool guess, bool age);
+/* Room for one more block; @flags: fp_engine_room_flags. */
+fp_engine_room_t fp_engine_make_room(fp_engine_t *e, unsigned flags);
 
 /* Memory the cache took (> 0) or gave back (< 0), charged to the budget. */
 void fp_engine_mem_add(fp_engine_t *e, int64_t delta);

@@ -46,7 +46,7 @@ static void wb_done(fp_xfer_t *xfer, fp_status_t status)
     if (status == FP_OK) {
         fp_engine_count(e, &e->st->writebacks, 1);
         fp_engine_count(e, &e->st->bytes_out, fp_engine_block_len(e, b));
-        fp_block_writeback_done(e->blocks, b, true, keep);
+        fp_block_writeback_done(e->blocks, b, keep ? FP_BLOCK_WB_KEEP : FP_BLOCK_WB_EVICT);
         if (keep)
             fp_engine_wake_block(e, b); /* writers waiting on the protection write again */
         else
@@ -56,7 +56,7 @@ static void wb_done(fp_xfer_t *xfer, fp_status_t status)
                  b, fp_node_addr(e->node), fp_status_string(status));
         e->wb_failed++;
         e->wb_error = status;
-        fp_block_writeback_done(e->blocks, b, false, keep);
+        fp_block_writeback_done(e->blocks, b, FP_BLOCK_WB_FAILED);
         /* DIRTY again: writable, and its waiting writers go on. */
         fp_uffd_unprotect(&e->uffd, e->map + fp_engine_block_off(e, b),
                           fp_engine_block_map_len(e, b), 0);
@@ -73,7 +73,7 @@ bool fp_engine_writeback(fp_engine_t *e, uint64_t b, unsigned flags)
     fp_status_t status;
 
     if (io == NULL) {
-        fp_block_writeback_done(e->blocks, b, false, false); /* DIRTY, for later */
+        fp_block_writeback_done(e->blocks, b, FP_BLOCK_WB_FAILED); /* DIRTY, for later */
         return false;
     }
     io->block = b;
