@@ -51,9 +51,8 @@ fp_status_t cli_connect(const char *addr, const char *secret_file, farpool_node_
     farpool_node_params_t params = {0};
     fp_status_t status;
 
-    if (secret_file == NULL)
-        secret_file = getenv("FARPOOL_SECRET_FILE");
-    if (secret_file != NULL && secret_file[0] != '\0') {
+    /* Without --secret-file, the library reads $FARPOOL_SECRET_FILE. */
+    if (secret_file != NULL) {
         params.field_mask |= FARPOOL_NODE_PARAM_SECRET_FILE;
         params.secret_file = secret_file;
     }

@@ -81,7 +81,10 @@ typedef struct farpool_node_params {
     /** Pre-shared secret (bytes, not necessarily a string). Default: none. */
     const void *secret;
     size_t secret_len;
-    /** File holding the secret; a trailing newline is ignored. */
+    /**
+     * File holding the secret; a trailing newline is ignored. Default (neither
+     * secret nor secret_file set): $FARPOOL_SECRET_FILE if set, else none.
+     */
     const char *secret_file;
     /** Deadline of each blocking call, milliseconds. Default 10000. */
     int timeout_ms;

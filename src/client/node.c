@@ -228,11 +228,19 @@ fp_status_t farpool_node_connect(const char *addr_text, const farpool_node_param
             return FP_ERR_INVALID_PARAM;
         secret_ptr = params->secret;
         secret_len = params->secret_len;
-    } else if ((mask & FARPOOL_NODE_PARAM_SECRET_FILE) && params->secret_file != NULL) {
-        status = fp_secret_load(&log, params->secret_file, secret, &secret_len);
-        if (status != FP_OK)
-            return status;
-        secret_ptr = secret;
+    } else {
+        /* The parameter's file, else the environment's (docs/environment.md). */
+        const char *file = (mask & FARPOOL_NODE_PARAM_SECRET_FILE) ? params->secret_file : NULL;
+
+        if (file == NULL && getenv("FARPOOL_SECRET_FILE") != NULL &&
+            getenv("FARPOOL_SECRET_FILE")[0] != '\0')
+            file = getenv("FARPOOL_SECRET_FILE");
+        if (file != NULL) {
+            status = fp_secret_load(&log, file, secret, &secret_len);
+            if (status != FP_OK)
+                return status;
+            secret_ptr = secret;
+        }
     }
 
     node = calloc(1, sizeof(*node));
