@@ -3,6 +3,7 @@
 #include "bench_common.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -770,4 +771,16 @@ int bench_parse_uint(const char *text, unsigned min, unsigned max, unsigned *v_p
         return -1;
     *v_p = (unsigned)v;
     return 0;
+}
+
+int bench_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "farpool-bench %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'farpool-bench %s --help'.\n", cmd);
+    return 2;
 }

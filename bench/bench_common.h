@@ -218,6 +218,12 @@ void bench_warm_memory(uint64_t bytes);
 void *bench_buf_alloc(size_t len);
 
 /* Parse a decimal in [@min, @max]; -1 if it is not one. */
+/*
+ * Say "farpool-bench @cmd: MSG" and where to find help on stderr, for a bad
+ * command line of a farpool-bench subcommand; returns 2 (bad usage).
+ */
+int bench_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 int bench_parse_uint(const char *text, unsigned min, unsigned max, unsigned *v_p);
 
 #endif /* FP_BENCH_COMMON_H */

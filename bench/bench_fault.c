@@ -739,7 +739,8 @@ typedef struct floor_server {
     fp_uffd_t uffd;
     int stop; /* an eventfd, written when the measurement is over */
     const uint8_t *page;
-    uint64_t size; /* bytes copied per fault: a block */
+    uint64_t size;  /* bytes copied per fault: a block */
+    uintptr_t area; /* the registered range's start: blocks are counted from it */
 } floor_server_t;
 
 static void *floor_serve(void *arg)
@@ -760,7 +761,7 @@ static void *floor_serve(void *arg)
         if (msg.event != UFFD_EVENT_PAGEFAULT)
             continue;
         memset(&copy, 0, sizeof(copy));
-        copy.dst = msg.arg.pagefault.address & ~(f->size - 1);
+        copy.dst = f->area + (msg.arg.pagefault.address - f->area) / f->size * f->size;
         copy.src = (uintptr_t)f->page;
         copy.len = f->size;
         ioctl(f->uffd.fd, UFFDIO_COPY, &copy);
@@ -799,6 +800,7 @@ static fp_status_t floor_measure(bench_t *b, unsigned count, uint64_t size, doub
     }
     f.page = page;
     f.size = size;
+    f.area = (uintptr_t)area;
     f.stop = eventfd(0, EFD_CLOEXEC);
     if (f.stop < 0 || pthread_create(&th, NULL, floor_serve, &f) != 0) {
         if (f.stop >= 0)

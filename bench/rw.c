@@ -17,6 +17,7 @@
 
 #include <farpool/farpool.h>
 
+#include "bench_common.h"
 #include "common/parse.h"
 #include "common/time.h"
 
@@ -38,32 +39,15 @@ static void rw_usage(void)
            "  -k, --secret-file F    the pool's secret (default: $FARPOOL_SECRET_FILE)\n");
 }
 
-/* Print "farpool-bench rw: MSG" and where to find help; return RW_EXIT_USAGE. */
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, PFX);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'farpool-bench rw --help'.\n");
-    return RW_EXIT_USAGE;
-}
-
-/* Connect to @addr with the secret of @secret_file, else of $FARPOOL_SECRET_FILE. */
+/* Connect to @addr with the secret of @secret_file, else (the library's default)
+ * $FARPOOL_SECRET_FILE. */
 static fp_status_t rw_connect(const char *addr, const char *secret_file, farpool_node_t **node_p)
 {
-    farpool_node_params_t params = {0};
-    fp_status_t status;
+    farpool_node_params_t params = {.field_mask =
+                                        secret_file != NULL ? FARPOOL_NODE_PARAM_SECRET_FILE : 0,
+                                    .secret_file = secret_file};
+    fp_status_t status = farpool_node_connect(addr, &params, node_p);
 
-    if (secret_file == NULL)
-        secret_file = getenv("FARPOOL_SECRET_FILE");
-    if (secret_file != NULL && secret_file[0] != '\0') {
-        params.field_mask |= FARPOOL_NODE_PARAM_SECRET_FILE;
-        params.secret_file = secret_file;
-    }
-    status = farpool_node_connect(addr, &params, node_p);
     if (status != FP_OK)
         fprintf(stderr, PFX "cannot use node %s: %s\n", addr, fp_status_string(status));
     return status;
@@ -109,8 +93,8 @@ int bench_rw_main(int argc, char **argv)
             break;
         case 's':
             if (fp_parse_size(optarg, &size) != FP_OK || size == 0 || size % 8 != 0)
-                return usage_error("invalid --size '%s' (a multiple of 8 bytes, e.g. 256M)",
-                                   optarg);
+                return bench_usage_error(
+                    "rw", "invalid --size '%s' (a multiple of 8 bytes, e.g. 256M)", optarg);
             break;
         case 'k':
             secret_file = optarg;
@@ -119,13 +103,13 @@ int bench_rw_main(int argc, char **argv)
             rw_usage();
             return RW_EXIT_OK;
         default:
-            return usage_error("bad option");
+            return bench_usage_error("rw", "bad option");
         }
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+        return bench_usage_error("rw", "unexpected argument '%s'", argv[optind]);
     if (addr == NULL)
-        return usage_error("--node ADDR:PORT is required");
+        return bench_usage_error("rw", "--node ADDR:PORT is required");
     if (rw_connect(addr, secret_file, &node) != FP_OK)
         return RW_EXIT_FAILURE;
 

@@ -948,18 +948,6 @@ static void usage(FILE *out)
             "on a free 10.213.x.y/30, and deletes them on exit); it is skipped otherwise.\n");
 }
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, PFX);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'farpool-bench tiers --help'.\n");
-    return 2;
-}
-
 static int parse_tiers(const char *text, bool *want)
 {
     char buf[256], *save = NULL, *tok;
@@ -1050,7 +1038,7 @@ static int parse_args(int argc, char **argv, tiers_cfg_t *cfg)
         switch (opt) {
         case OPT_RUNS:
             if (bench_parse_uint(optarg, 1, MAX_RUNS, &cfg->runs) != 0)
-                return usage_error("invalid --runs '%s' (1 to 64)", optarg);
+                return bench_usage_error("tiers", "invalid --runs '%s' (1 to 64)", optarg);
             runs_set = true;
             break;
         case OPT_QUICK:
@@ -1059,19 +1047,21 @@ static int parse_args(int argc, char **argv, tiers_cfg_t *cfg)
         case OPT_SIZE:
             if (fp_parse_size(optarg, &cfg->size) != FP_OK || cfg->size < TIERS_SIZE_MIN ||
                 cfg->size > TIERS_SIZE_MAX || cfg->size % MAX_BLOCK != 0)
-                return usage_error("invalid --size '%s' (a multiple of 8M, 8M to 1G)", optarg);
+                return bench_usage_error(
+                    "tiers", "invalid --size '%s' (a multiple of 8M, 8M to 1G)", optarg);
             size_set = true;
             break;
         case OPT_SAMPLES:
             if (bench_parse_uint(optarg, 10, SAMPLES_MAX, &cfg->samples) != 0)
-                return usage_error("invalid --samples '%s' (10 to 1000000)", optarg);
+                return bench_usage_error("tiers", "invalid --samples '%s' (10 to 1000000)", optarg);
             samples_set = true;
             break;
         case OPT_TIERS:
             if (parse_tiers(optarg, cfg->want) != 0)
-                return usage_error("invalid --tiers '%s' (a comma list of dram, loopback, "
-                                   "netns, disk, or all)",
-                                   optarg);
+                return bench_usage_error("tiers",
+                                         "invalid --tiers '%s' (a comma list of dram, loopback, "
+                                         "netns, disk, or all)",
+                                         optarg);
             break;
         case OPT_DIR:
             cfg->dir = optarg;
@@ -1084,19 +1074,20 @@ static int parse_args(int argc, char **argv, tiers_cfg_t *cfg)
             break;
         case OPT_CPU:
             if (bench_cpu_mode_parse(optarg, &cpu_mode) != 0)
-                return usage_error("invalid --cpu '%s' (auto, split, same or none)", optarg);
+                return bench_usage_error("tiers", "invalid --cpu '%s' (auto, split, same or none)",
+                                         optarg);
             break;
         case 'h':
             usage(stdout);
             return 1;
         case ':':
-            return usage_error("option '%s' needs an argument", argv[optind - 1]);
+            return bench_usage_error("tiers", "option '%s' needs an argument", argv[optind - 1]);
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return bench_usage_error("tiers", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+        return bench_usage_error("tiers", "unexpected argument '%s'", argv[optind]);
     if (cfg->want[TIER_DISK] && dir_check("--dir", cfg->dir) != 0)
         return 2;
     if (dir_check("--out-dir", cfg->out_dir) != 0)
