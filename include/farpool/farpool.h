@@ -2,9 +2,14 @@
 /*
  * libfarpool: the public API.
  *
- * This release exposes the memory-node level: connect to one farpoold, allocate
- * slabs of its memory, and read and write byte ranges of those slabs. Mapped
- * regions with page faults served from the pool build on this layer.
+ * Two levels. The node API (farpool_node_*, farpool_slab_*) connects to one
+ * farpoold, allocates slabs of its memory and reads and writes byte ranges of
+ * them. Contexts and regions (farpool_context_*, farpool_region_*,
+ * farpool_map and the hints) name regions of pool memory and map them into
+ * the process: pages are fetched on first touch, cached within the context's
+ * budget and written back (docs/fault-engine.md). Build with
+ * `cc prog.c $(pkg-config --cflags --libs farpool)`; examples/quickstart.c
+ * is a complete program.
  *
  * Ownership: every object returned through an output argument (*_p) belongs to
  * the caller and is released with the matching destroy/close function, which
@@ -303,7 +308,9 @@ FARPOOL_API uint32_t farpool_region_granule(const farpool_region_t *region);
 /**
  * Hint: the bytes [@addr, @addr+@len) of mapped @region will be needed soon.
  * Returns at once; the blocks are fetched in the background, as many at once
- * as the connection allows, and enter the cache cold (first to go if unused).
+ * as the connection allows. Their use is not observed (they are mapped whole),
+ * so they enter the cache marked used: CLOCK passes over them once, unmapping
+ * them so that their next use is seen, before it may evict them.
  * A fault on a block still in flight waits for it; it is never fetched twice.
  * Blocks of the range are mapped whole as they land, and those the automatic
  * prefetcher brought already are mapped now: touching them costs no fault.
