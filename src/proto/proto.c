@@ -25,6 +25,30 @@ const char *fp_proto_op_name(uint8_t op)
         return "REGION_SLABS";
     case FP_OP_REGION_DELETE:
         return "REGION_DELETE";
+    case FP_OP_POOL_JOIN:
+        return "POOL_JOIN";
+    case FP_OP_POOL_HEARTBEAT:
+        return "POOL_HEARTBEAT";
+    case FP_OP_POOL_NODES:
+        return "POOL_NODES";
+    case FP_OP_POOL_CREATE:
+        return "POOL_CREATE";
+    case FP_OP_POOL_OPEN:
+        return "POOL_OPEN";
+    case FP_OP_POOL_MAP:
+        return "POOL_MAP";
+    case FP_OP_POOL_DELETE:
+        return "POOL_DELETE";
+    case FP_OP_POOL_COMMIT:
+        return "POOL_COMMIT";
+    case FP_OP_POOL_LEASE:
+        return "POOL_LEASE";
+    case FP_OP_POOL_REGIONS:
+        return "POOL_REGIONS";
+    case FP_OP_POOL_DRAIN:
+        return "POOL_DRAIN";
+    case FP_OP_POOL_STALE:
+        return "POOL_STALE";
     case FP_OP_READ:
         return "READ";
     case FP_OP_WRITE:
@@ -35,6 +59,11 @@ const char *fp_proto_op_name(uint8_t op)
         return "WRITEV";
     }
     return "?";
+}
+
+bool fp_proto_op_is_pool(uint8_t op)
+{
+    return op >= FP_OP_POOL_JOIN && op <= FP_OP_POOL_STALE;
 }
 
 bool fp_proto_op_is_data(uint8_t op)
@@ -240,6 +269,21 @@ bool fp_proto_region_name_valid(const char *name, size_t len)
             return false;
     }
     return true;
+}
+
+fp_status_t fp_proto_region_name_set(const char *name, fp_proto_region_name_t *out)
+{
+    size_t len;
+
+    if (name == NULL)
+        return FP_ERR_INVALID_PARAM;
+    len = strnlen(name, FP_PROTO_REGION_NAME_MAX + 1);
+    if (!fp_proto_region_name_valid(name, len))
+        return FP_ERR_INVALID_PARAM;
+    out->len = (uint16_t)len;
+    memcpy(out->text, name, len);
+    out->text[len] = '\0';
+    return FP_OK;
 }
 
 bool fp_proto_region_granule_valid(uint64_t granule)

@@ -55,6 +55,19 @@ typedef enum fp_proto_op {
     FP_OP_REGION_OPEN = 8,
     FP_OP_REGION_SLABS = 9,
     FP_OP_REGION_DELETE = 10,
+    /* The pool's metadata (proto/pool.h), served by the metadata node. */
+    FP_OP_POOL_JOIN = 32,
+    FP_OP_POOL_HEARTBEAT = 33,
+    FP_OP_POOL_NODES = 34,
+    FP_OP_POOL_CREATE = 35,
+    FP_OP_POOL_OPEN = 36,
+    FP_OP_POOL_MAP = 37,
+    FP_OP_POOL_DELETE = 38,
+    FP_OP_POOL_COMMIT = 39,
+    FP_OP_POOL_LEASE = 40,
+    FP_OP_POOL_REGIONS = 41,
+    FP_OP_POOL_DRAIN = 42,
+    FP_OP_POOL_STALE = 43,
     FP_OP_READ = 16,
     FP_OP_WRITE = 17,
     FP_OP_READV = 18,
@@ -195,6 +208,9 @@ static inline uint64_t fp_proto_get_u64(const uint8_t *p)
 /* Name of an opcode for logs ("READ"), or "?" */
 const char *fp_proto_op_name(uint8_t op);
 
+/* True for the POOL_* metadata operations. */
+bool fp_proto_op_is_pool(uint8_t op);
+
 /* True for READ, WRITE, READV, WRITEV. */
 bool fp_proto_op_is_data(uint8_t op);
 
@@ -251,6 +267,12 @@ fp_status_t fp_proto_hello_rep_decode(const uint8_t *buf, uint32_t len,
 
 /* True if @name (@len bytes) is a valid region name: 1..255 of [A-Za-z0-9._-]. */
 bool fp_proto_region_name_valid(const char *name, size_t len);
+
+/*
+ * Copy the C string @name into @out (NUL-terminated) if it is a valid region
+ * name; FP_ERR_INVALID_PARAM otherwise (or if NULL).
+ */
+fp_status_t fp_proto_region_name_set(const char *name, fp_proto_region_name_t *out);
 
 /* True if @granule is a power of two in [FP_PROTO_REGION_GRANULE_MIN, _MAX]. */
 bool fp_proto_region_granule_valid(uint64_t granule);

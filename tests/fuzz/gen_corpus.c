@@ -3,15 +3,16 @@
  * Writes the seed corpora of the fuzz targets, with the encoders of proto.h so
  * the frames are exactly what the daemon and the client send:
  *
- *   gen_corpus DIR      writes DIR/frame/<name> and DIR/parse/<name>
+ *   gen_corpus DIR      writes DIR/frame/<name>, DIR/parse/<name> and DIR/pool/<name>
  *
  * Frame seeds start with the direction byte of fuzz_frame.c (0: requests,
  * 1: replies), then one or more frames. Parse seeds are plain strings, without
- * a trailing newline. The output is committed as tests/fuzz/corpus/; rerun
- * this after a protocol change:
+ * a trailing newline. Pool seeds are the decoder byte of fuzz_pool.c, then one
+ * POOL_* payload. The output is committed as tests/fuzz/corpus/; rerun this
+ * after a protocol change:
  *
  *   cc -std=c11 -Iinclude -Isrc tests/fuzz/gen_corpus.c src/proto/proto.c \
- *       -o /tmp/gen_corpus && /tmp/gen_corpus tests/fuzz/corpus
+ *       src/proto/pool.c -o /tmp/gen_corpus && /tmp/gen_corpus tests/fuzz/corpus
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "proto/pool.h"
 #include "proto/proto.h"
 
 /* Largest seed: a header and a READV/WRITEV args part with a little data. */
@@ -335,6 +337,120 @@ static void gen_parse(void)
         write_file("parse", seeds[i].name, seeds[i].text, strlen(seeds[i].text));
 }
 
+/* The decoder byte of fuzz_pool.c: the order of its singles[] table, then the three lists. */
+enum pool_pick {
+    PICK_JOIN_REQ,
+    PICK_JOIN_REP,
+    PICK_HEARTBEAT,
+    PICK_CREATE,
+    PICK_OPEN,
+    PICK_NAME,
+    PICK_ADDR,
+    PICK_DESC,
+    PICK_MAP_REQ,
+    PICK_COMMIT,
+    PICK_LEASE,
+    PICK_LIST_REQ,
+    PICK_NODES,
+    PICK_REGIONS,
+    PICK_MAP_REP,
+};
+
+static void pool_write(const char *name, enum pool_pick pick, const uint8_t *payload, uint32_t len)
+{
+    static uint8_t seed[1 + FP_PROTO_MAX_CONTROL];
+
+    if (len == 0 || len > FP_PROTO_MAX_CONTROL) {
+        fprintf(stderr, "gen_corpus: pool seed %s does not encode\n", name);
+        exit(1);
+    }
+    seed[0] = (uint8_t)pick;
+    memcpy(seed + 1, payload, len);
+    write_file("pool", name, seed, 1 + len);
+}
+
+static void gen_pool(void)
+{
+    static uint8_t p[FP_PROTO_MAX_CONTROL];
+    static fp_pool_node_entry_t nodes[3];
+    static fp_pool_region_desc_t descs[2];
+    fp_pool_join_req_t join = {.node_id = 0x1122334455667788ull,
+                               .capacity = 64ull << 30,
+                               .slab_size = 64u << 20,
+                               .addr = "10.0.0.7:7070"};
+    fp_pool_join_rep_t join_rep = {.member = 3, .flags = FP_POOL_JOIN_RESET, .heartbeat_ms = 1000};
+    fp_pool_heartbeat_req_t hb = {
+        .member = 3, .node_id = 0x1122334455667788ull, .capacity = 64ull << 30, .used = 1u << 30};
+    fp_proto_region_name_t name = {.len = 11, .text = "model.w-1_0"};
+    fp_pool_create_req_t create = {.size = (3ull << 30) + 5,
+                                   .granule = 65536,
+                                   .flags = FP_POOL_REGION_PENDING,
+                                   .replicas = 2,
+                                   .name = name};
+    fp_pool_open_req_t open = {.flags = FP_POOL_OPEN_WRITE, .name = name};
+    fp_pool_map_req_t map = {.region = 9, .first = 0, .count = 64};
+    fp_pool_commit_req_t commit = {.region = 9, .lease = 0x0123456789abcdefull, .has_checksum = 1};
+    fp_pool_lease_req_t lease = {
+        .region = 9, .lease = 0x0123456789abcdefull, .op = FP_POOL_LEASE_RENEW};
+    fp_pool_list_req_t list = {.first = 0};
+    fp_pool_map_entry_t entries[6] = {{1, 11}, {2, 21}, {3, 31}, {0, 0}, {2, 22}, {1, 12}};
+    uint32_t written;
+
+    memset(commit.checksum, 0xc5, sizeof(commit.checksum));
+    for (int i = 0; i < 3; i++) {
+        nodes[i] = (fp_pool_node_entry_t){.member = (uint64_t)i + 1,
+                                          .node_id = 0x1000u + (uint64_t)i,
+                                          .capacity = 64ull << 30,
+                                          .used = (uint64_t)i << 30,
+                                          .slab_size = 64u << 20,
+                                          .state = (uint32_t)i,
+                                          .seen_ms = 250u * (uint32_t)i};
+        snprintf(nodes[i].addr, sizeof(nodes[i].addr), "node%d.example:%d", i, 7070 + i);
+    }
+    for (int i = 0; i < 2; i++) {
+        fp_pool_region_desc_t *d = &descs[i];
+
+        memset(d, 0, sizeof(*d));
+        d->id = 9 + (uint64_t)i;
+        d->size = (3ull << 30) + 5;
+        d->granule = 65536;
+        d->flags = i == 0 ? FP_POOL_REGION_FIXED : FP_POOL_REGION_PENDING;
+        d->replicas = 2;
+        d->state = (uint32_t)i;
+        d->health = (uint32_t)i;
+        d->slab_size = 64u << 20;
+        d->nslabs = 49;
+        memset(d->key, 0x4b + i, sizeof(d->key));
+        d->fixed_addr = i == 0 ? 0x7f0000000000ull : 0;
+        d->has_checksum = (uint32_t)(i == 0);
+        memset(d->checksum, 0xc5, sizeof(d->checksum));
+        d->created_ms = 1765000000000ull + (uint64_t)i;
+        d->lease_id = i == 0 ? 0 : 0x0123456789abcdefull;
+        d->lease_ttl_ms = i == 0 ? 0 : 30000;
+        d->name = i == 0 ? name : (fp_proto_region_name_t){.len = 5, .text = "m-_9Z"};
+    }
+
+    pool_write("join_req", PICK_JOIN_REQ, p, fp_pool_join_req_encode(&join, p, sizeof(p)));
+    pool_write("join_rep", PICK_JOIN_REP, p, fp_pool_join_rep_encode(&join_rep, p, sizeof(p)));
+    pool_write("heartbeat", PICK_HEARTBEAT, p, fp_pool_heartbeat_req_encode(&hb, p, sizeof(p)));
+    pool_write("create", PICK_CREATE, p, fp_pool_create_req_encode(&create, p, sizeof(p)));
+    pool_write("open", PICK_OPEN, p, fp_pool_open_req_encode(&open, p, sizeof(p)));
+    pool_write("delete", PICK_NAME, p, fp_pool_name_req_encode(&name, p, sizeof(p)));
+    pool_write("drain", PICK_ADDR, p, fp_pool_addr_req_encode("[::1]:7071", p, sizeof(p)));
+    pool_write("desc", PICK_DESC, p, fp_pool_desc_encode(&descs[1], p, sizeof(p)));
+    pool_write("map_req", PICK_MAP_REQ, p, fp_pool_map_req_encode(&map, p, sizeof(p)));
+    pool_write("commit", PICK_COMMIT, p, fp_pool_commit_req_encode(&commit, p, sizeof(p)));
+    pool_write("lease", PICK_LEASE, p, fp_pool_lease_req_encode(&lease, p, sizeof(p)));
+    pool_write("list_req", PICK_LIST_REQ, p, fp_pool_list_req_encode(&list, p, sizeof(p)));
+    pool_write("nodes_rep", PICK_NODES, p,
+               fp_pool_nodes_rep_encode(5, nodes, 3, p, sizeof(p), &written));
+    pool_write("nodes_rep_empty", PICK_NODES, p,
+               fp_pool_nodes_rep_encode(0, nodes, 0, p, sizeof(p), &written));
+    pool_write("regions_rep", PICK_REGIONS, p,
+               fp_pool_regions_rep_encode(2, descs, 2, p, sizeof(p), &written));
+    pool_write("map_rep", PICK_MAP_REP, p, fp_pool_map_rep_encode(entries, 6, p, sizeof(p)));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -344,8 +460,10 @@ int main(int argc, char **argv)
     out_dir = argv[1];
     make_dir("frame");
     make_dir("parse");
+    make_dir("pool");
     gen_requests();
     gen_replies();
     gen_parse();
+    gen_pool();
     return 0;
 }
