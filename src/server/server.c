@@ -76,7 +76,7 @@
 #define ACCEPT_REPORT_MS 1000 /* accept troubles are said at most once per this */
 
 /* Markers for epoll's data pointer. */
-static char listen_marker, stop_marker;
+static char listen_marker, stop_marker, post_marker;
 
 /* Take the spare descriptor (again); quietly none if that fails. */
 static void spare_open(fp_server_t *srv)
@@ -221,6 +221,7 @@ static void conn_open(fp_server_t *srv, int fd, const struct sockaddr_storage *s
     peer.len = len;
     fp_addr_format(&peer, c->peer, sizeof(c->peer));
     c->fd = fd;
+    c->serial = ++srv->next_serial;
     c->accepted_ns = c->last_rx_ns = fp_time_ns();
     c->events = EPOLLIN;
     ev.events = EPOLLIN;
@@ -286,7 +287,7 @@ static void sweep(fp_server_t *srv)
             now - c->accepted_ns > (uint64_t)srv->params.handshake_timeout_ms * FP_NS_PER_MS) {
             fp_warn(srv->log, "%s: no handshake within %d ms; closing", c->peer,
                     srv->params.handshake_timeout_ms);
-            srv->errors++;
+            fp_server_count_error(srv, FP_ERR_TIMED_OUT);
             fp_server_conn_close(srv, c);
         } else if ((c->rx != FP_SERVER_RX_HEADER || c->ipos < c->ilen) &&
                    now - c->last_rx_ns > (uint64_t)srv->params.idle_timeout_ms * FP_NS_PER_MS) {
@@ -294,7 +295,7 @@ static void sweep(fp_server_t *srv)
                     c->oq_bytes >= FP_SERVER_OUT_HIGH_WATER ? "not reading its replies"
                                                             : "stalled mid-request",
                     srv->params.idle_timeout_ms);
-            srv->errors++;
+            fp_server_count_error(srv, FP_ERR_TIMED_OUT);
             fp_server_conn_close(srv, c);
         }
     }
@@ -327,7 +328,7 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         memcpy(srv->secret, params->secret, params->secret_len);
         srv->params.secret = srv->secret;
     }
-    srv->epfd = srv->listen_fd = srv->stop_fd = srv->spare_fd = -1;
+    srv->epfd = srv->listen_fd = srv->stop_fd = srv->spare_fd = srv->post_fd = -1;
     srv->ranges = calloc(FP_PROTO_MAX_RANGES, sizeof(*srv->ranges));
     if (srv->ranges == NULL) {
         status = FP_ERR_NO_MEMORY;
@@ -365,7 +366,7 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
 
     srv->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (srv->stop_fd < 0 || srv->epfd < 0) {
+    if (srv->stop_fd < 0 || srv->epfd < 0 || fp_server_post_init(srv) != FP_OK) {
         fp_error(srv->log, "eventfd/epoll: %s", strerror(errno));
         status = FP_ERR_IO;
         goto err_close_fds;
@@ -383,6 +384,12 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
         status = FP_ERR_IO;
         goto err_close_fds;
     }
+    ev.data.ptr = &post_marker;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->post_fd, &ev) != 0) {
+        fp_error(srv->log, "epoll_ctl(ADD) of the post event: %s", strerror(errno));
+        status = FP_ERR_IO;
+        goto err_close_fds;
+    }
     spare_open(srv);
     if (srv->spare_fd < 0)
         fp_warn(srv->log,
@@ -394,6 +401,7 @@ fp_status_t fp_server_create(const fp_server_params_t *params, fp_server_t **ser
     return FP_OK;
 
 err_close_fds:
+    fp_server_post_cleanup(srv);
     if (srv->epfd >= 0)
         close(srv->epfd);
     if (srv->stop_fd >= 0)
@@ -415,6 +423,24 @@ void fp_server_local_addr(const fp_server_t *server, fp_addr_t *addr_p)
     *addr_p = server->local;
 }
 
+uint64_t fp_server_node_id(const fp_server_t *server)
+{
+    return server->node_id;
+}
+
+const fp_server_counters_t *fp_server_counters(const fp_server_t *server)
+{
+    return &server->counters;
+}
+
+/* Publish the gauges the metrics show (the loop's own fields stay the truth). */
+static void publish_gauges(fp_server_t *srv)
+{
+    fp_metrics_set(&srv->counters.clients, srv->nclients);
+    fp_metrics_set(&srv->counters.used, srv->store.mapped);
+    fp_metrics_set(&srv->counters.slabs, srv->store.nlive);
+}
+
 /* How long epoll_wait() may sleep from @now: until the next sweep or the listener's resumption. */
 static int loop_timeout_ms(const fp_server_t *srv, uint64_t now, uint64_t next_sweep)
 {
@@ -433,7 +459,10 @@ fp_status_t fp_server_run(fp_server_t *srv)
     uint64_t now = fp_time_ns(), next_sweep = now + SWEEP_MS * FP_NS_PER_MS;
 
     for (;;) {
-        int n = epoll_wait(srv->epfd, events, MAX_EVENTS, loop_timeout_ms(srv, now, next_sweep));
+        int n;
+
+        publish_gauges(srv); /* before sleeping: what changed in the last round shows */
+        n = epoll_wait(srv->epfd, events, MAX_EVENTS, loop_timeout_ms(srv, now, next_sweep));
 
         if (n < 0 && errno != EINTR) {
             fp_error(srv->log, "epoll_wait: %s", strerror(errno));
@@ -445,6 +474,10 @@ fp_status_t fp_server_run(fp_server_t *srv)
 
             if (ptr == &stop_marker)
                 return FP_OK;
+            if (ptr == &post_marker) {
+                fp_server_post_drain(srv);
+                continue;
+            }
             if (ptr == &listen_marker) {
                 if (!srv->accept_paused)
                     accept_clients(srv);
@@ -482,6 +515,7 @@ void fp_server_destroy(fp_server_t *srv)
     close(srv->epfd);
     close(srv->stop_fd);
     close(srv->listen_fd);
+    fp_server_post_cleanup(srv);
     fp_region_table_cleanup(&srv->regions);
     fp_slab_store_cleanup(&srv->store);
     free(srv->ranges);

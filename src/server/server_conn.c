@@ -45,7 +45,7 @@ static bool conn_update_events(fp_server_t *srv, fp_server_conn_t *c)
     ev.data.ptr = c;
     if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
         fp_error(srv->log, "%s: epoll_ctl(MOD): %s; closing", c->peer, strerror(errno));
-        srv->errors++;
+        fp_server_count_error(srv, FP_ERR_IO);
         return false;
     }
     c->events = want;
@@ -96,9 +96,16 @@ void fp_server_conn_queue(fp_server_t *srv, fp_server_conn_t *c, fp_server_out_t
     c->oq_tail = item;
     /* Not just what goes on the wire: a million empty replies cost ~130 MB of items. */
     c->oq_bytes += item->heap + FP_PROTO_HDR_SIZE + length;
-    srv->requests++;
-    if (status != FP_OK)
-        srv->errors++;
+    fp_metrics_request(&srv->counters, op);
+    if (status != FP_OK) {
+        fp_metrics_error(&srv->counters, status);
+    } else if (fp_proto_op_is_data(op)) {
+        /* Timed from its header to its last byte sent (conn_flush). */
+        item->start_ns = c->req_start_ns;
+        item->timed =
+            (op == FP_OP_WRITE || op == FP_OP_WRITEV ? FP_METRICS_LAT_WRITE : FP_METRICS_LAT_READ) +
+            1;
+    }
 }
 
 /* Queue a reply whose payload (possibly empty) is copied. */
@@ -151,7 +158,7 @@ static void write_done(fp_server_t *srv, fp_server_conn_t *c)
     for (uint32_t i = 0; i < c->wcnt; i++)
         fp_slab_unref(&srv->store, c->wslabs[i]);
     c->wcnt = 0;
-    srv->bytes_written += c->data_total;
+    fp_metrics_add(&srv->counters.bytes_written, c->data_total);
     c->rx = FP_SERVER_RX_HEADER;
     fp_server_conn_reply(srv, c, FP_OK, NULL, 0);
 }
@@ -205,6 +212,8 @@ static void conn_parse(fp_server_t *srv, fp_server_conn_t *c)
                 fp_server_conn_fail(srv, c, status, "bad frame header; closing");
                 return;
             }
+            if (fp_proto_op_is_data(c->hdr.op))
+                c->req_start_ns = fp_time_ns();
             if (c->phase == FP_SERVER_PHASE_HELLO && c->hdr.op != FP_OP_HELLO) {
                 fp_server_conn_fail(srv, c, FP_ERR_AUTH, "HELLO must come first; closing");
                 return;
@@ -319,7 +328,7 @@ static bool conn_on_readable(fp_server_t *srv, fp_server_conn_t *c)
             else
                 fp_info(srv->log, "%s: client disconnected", c->peer);
             if (n < 0 || c->rx != FP_SERVER_RX_HEADER || c->ipos < c->ilen)
-                srv->errors++;
+                fp_server_count_error(srv, FP_ERR_NOT_CONNECTED);
             fp_server_conn_close(srv, c);
             return false;
         }
@@ -341,6 +350,8 @@ static bool conn_on_readable(fp_server_t *srv, fp_server_conn_t *c)
 /* Send queued replies until done or the socket is full; false if closed. */
 static bool conn_flush(fp_server_t *srv, fp_server_conn_t *c)
 {
+    uint64_t sent_ns;
+
     while (c->oq_head != NULL) {
         struct iovec iov[SEND_IOV_MAX];
         struct msghdr msg;
@@ -361,11 +372,12 @@ static bool conn_flush(fp_server_t *srv, fp_server_conn_t *c)
             return true;
         if (n < 0) {
             fp_warn(srv->log, "%s: send failed: %s", c->peer, strerror(errno));
-            srv->errors++;
+            fp_server_count_error(srv, FP_ERR_NOT_CONNECTED);
             fp_server_conn_close(srv, c);
             return false;
         }
         c->oq_bytes -= (size_t)n;
+        sent_ns = 0;
         while (n > 0) {
             fp_server_out_t *it = c->oq_head;
             struct iovec *v = &it->iov[it->iovpos];
@@ -378,6 +390,12 @@ static bool conn_flush(fp_server_t *srv, fp_server_conn_t *c)
                 if (c->oq_head == NULL)
                     c->oq_tail = NULL;
                 c->oq_bytes -= it->heap;
+                if (it->timed != 0) {
+                    if (sent_ns == 0)
+                        sent_ns = fp_time_ns(); /* one clock read per sendmsg() */
+                    fp_metrics_observe(&srv->counters.latency[it->timed - 1],
+                                       sent_ns - it->start_ns);
+                }
                 out_free(srv, it);
             }
         }

@@ -9,10 +9,13 @@
  *                 of replies and sending it, closing
  *   server_ops.c  the request handlers: the handshake, STATS, slabs,
  *                 regions, and the data requests' ranges
+ *   server_post.c work other threads post to the loop: the metadata
+ *                 service's replies, a reset of the store
  *
  * Who owns what. One thread, the loop's, runs the whole server: every field
  * here is read and written by it alone (fp_server_stop() only writes to
- * stop_fd). A connection belongs to the server's list from accept to
+ * stop_fd, fp_server_post_*() only touch the post queue under post_lock). A
+ * connection belongs to the server's list from accept to
  * fp_server_conn_close(), which frees it; after that call it must not be
  * touched. The queue of replies owns its items and the slab references they
  * hold.
@@ -22,12 +25,14 @@
 #ifndef FP_SERVER_SERVER_INT_H
 #define FP_SERVER_SERVER_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
 #include "common/log.h"
+#include "metrics.h"
 #include "proto/proto.h"
 #include "region.h"
 #include "server.h"
@@ -58,12 +63,15 @@ typedef struct fp_server_out {
     uint32_t nslabs;
     fp_slab_t **slabs; /* references to drop once sent */
     struct iovec *iov;
-    uint8_t *payload; /* small control payloads are copied here */
-    size_t heap;      /* bytes this item costs in memory, counted in oq_bytes until freed */
+    uint8_t *payload;  /* small control payloads are copied here */
+    size_t heap;       /* bytes this item costs in memory, counted in oq_bytes until freed */
+    uint64_t start_ns; /* timed: when its request's header was read */
+    uint8_t timed;     /* 0; else the reply of a READ or WRITE, fp_metrics_lat_t + 1 */
 } fp_server_out_t;
 
 typedef struct fp_server_conn {
     struct fp_server_conn *prev, *next;
+    uint64_t serial; /* the token POOL_* replies find it by; never reused */
     int fd;
     char peer[64];
     fp_server_phase_t phase;
@@ -74,9 +82,10 @@ typedef struct fp_server_conn {
     uint32_t nregions;
     uint64_t accepted_ns;
     uint64_t last_rx_ns;
-    uint32_t events;  /* what epoll watches now */
-    bool closing;     /* send what is queued, then close */
-    bool more_frames; /* frames read but not parsed yet: parse on the next round */
+    uint64_t req_start_ns; /* when the header of the data request being parsed was read */
+    uint32_t events;       /* what epoll watches now */
+    bool closing;          /* send what is queued, then close */
+    bool more_frames;      /* frames read but not parsed yet: parse on the next round */
 
     uint8_t *in;
     size_t ipos, ilen;
@@ -117,13 +126,24 @@ struct fp_server {
     const char *accept_what; /* the call that failed last ("accept", ...) */
     int accept_err;          /* and its errno */
     fp_server_conn_t *conns;
+    uint64_t next_serial;
+    /* Work posted by other threads (server_post.c): replies to POOL_* requests, resets. */
+    int post_fd; /* eventfd in the epoll set */
+    pthread_mutex_t post_lock;
+    struct fp_server_post *post_head, *post_tail; /* guarded by post_lock */
     uint64_t node_id;
     uint64_t start_ns;
     fp_proto_range_t *ranges; /* scratch for decoding, FP_PROTO_MAX_RANGES */
-    /* Counters for STATS. */
     uint64_t nclients;
-    uint64_t bytes_read, bytes_written, requests, errors;
+    /* Counters for STATS and the metrics (metrics.h): written here only. */
+    fp_server_counters_t counters;
 };
+
+/* Count an error of kind @status that no reply carries (a connection dropped, ...). */
+static inline void fp_server_count_error(fp_server_t *srv, fp_status_t status)
+{
+    fp_metrics_error(&srv->counters, status);
+}
 
 /* ---- server_conn.c ---- */
 
@@ -161,6 +181,15 @@ void fp_server_conn_fail(fp_server_t *srv, fp_server_conn_t *c, fp_status_t stat
 
 /* Skip the @left bytes still to come of the current frame, then reject it with @status. */
 void fp_server_conn_skip(fp_server_conn_t *c, uint32_t left, fp_status_t status);
+
+/* ---- server_post.c ---- */
+
+/* Set up / tear down the post queue (post_fd is added to the epoll set by the caller). */
+fp_status_t fp_server_post_init(fp_server_t *srv);
+void fp_server_post_cleanup(fp_server_t *srv);
+
+/* post_fd is readable: carry out what was posted. */
+void fp_server_post_drain(fp_server_t *srv);
 
 /* ---- server_ops.c ---- */
 

@@ -86,13 +86,25 @@ static void handle_auth(fp_server_t *srv, fp_server_conn_t *c, const uint8_t *pa
 
 static void handle_stats(fp_server_t *srv, fp_server_conn_t *c)
 {
+    const fp_server_counters_t *m = &srv->counters;
     uint8_t buf[FP_PROTO_STATS_REP_SIZE];
+    uint64_t requests = 0, errors = 0;
+
+    for (unsigned i = 0; i < FP_METRICS_OPS; i++)
+        requests += fp_metrics_get(&m->requests[i]);
+    for (unsigned i = 0; i < FP_METRICS_KINDS; i++)
+        errors += fp_metrics_get(&m->errors[i]);
     uint64_t v[FP_PROTO_STATS_FIELDS] = {
-        srv->store.capacity,  srv->store.mapped,
-        srv->store.slab_size, srv->store.nlive,
-        srv->nclients,        srv->bytes_read,
-        srv->bytes_written,   srv->requests,
-        srv->errors,          (fp_time_ns() - srv->start_ns) / FP_NS_PER_MS,
+        srv->store.capacity,
+        srv->store.mapped,
+        srv->store.slab_size,
+        srv->store.nlive,
+        srv->nclients,
+        fp_metrics_get(&m->bytes_read),
+        fp_metrics_get(&m->bytes_written),
+        requests,
+        errors,
+        (fp_time_ns() - srv->start_ns) / FP_NS_PER_MS,
     };
 
     for (unsigned i = 0; i < FP_PROTO_STATS_FIELDS; i++)
@@ -334,7 +346,14 @@ void fp_server_op_control(fp_server_t *srv, fp_server_conn_t *c, const uint8_t *
         handle_region_delete(srv, c, payload);
         break;
     default:
-        fp_server_conn_reply_error(srv, c, FP_ERR_UNSUPPORTED, "unknown opcode");
+        if (!fp_proto_op_is_pool(op))
+            fp_server_conn_reply_error(srv, c, FP_ERR_UNSUPPORTED, "unknown opcode");
+        else if (srv->params.pool_op == NULL)
+            fp_server_conn_reply_error(srv, c, FP_ERR_UNSUPPORTED,
+                                       "not the pool's metadata node (farpoold --meta-dir)");
+        else
+            srv->params.pool_op(srv->params.pool_arg, c->serial, c->key, op, c->hdr.id, payload,
+                                c->hdr.length);
         break;
     }
 }
@@ -398,7 +417,7 @@ void fp_server_op_data(fp_server_t *srv, fp_server_conn_t *c, const uint8_t *arg
     item->nslabs = count;
     if (!is_write) {
         item->iovcnt = (int)count + 1;
-        srv->bytes_read += data_len;
+        fp_metrics_add(&srv->counters.bytes_read, data_len);
         fp_server_conn_queue(srv, c, item, c->hdr.op, c->hdr.id, FP_OK, data_len);
         return;
     }
