@@ -1,0 +1,1360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool's metadata store in etcd: the "etcd" backend of meta.h, every
+ * record a key under the URL's prefix P, every op one etcd transaction, with
+ * the same semantics as the SQLite backend (meta_sqlite.c).
+ *
+ * DESIGN
+ * Keys. Ids in keys are fixed-width hex, so a range over a prefix (sorted by
+ * key) is in id order:
+ *   P/service                       the service's "HOST:PORT", under its lease
+ *   P/ids/node, P/ids/region        the last id given (decimal)
+ *   P/nodes/<id %016x>              a member (JSON)
+ *   P/regions/<id %016x>            a region (JSON)
+ *   P/names/<name>                  the id of the published (READY) region of that name
+ *   P/replicas/<region %016x>/<index %08x>/<node %016x>   a replica (JSON)
+ *   P/values/<name>                 a counter (decimal)
+ * Records are JSON objects (json-c); 64-bit fields are decimal strings and
+ * keys and checksums hex, so every value round-trips bit for bit.
+ *
+ * Ids. A new id is the counter's value plus one, written in the same
+ * transaction as the record, on the condition that the counter's
+ * mod_revision is the one read: a conflict is retried (RETRY_MAX times), and
+ * an id is never given twice, nor again after a delete.
+ *
+ * Names. A published region owns P/names/<name>: a transaction that
+ * publishes one requires that key's create_revision to be 0, so of two
+ * writers publishing one name exactly one wins, and the other gets
+ * FP_ERR_EXISTS. Unpublished regions have no name key and may share a name.
+ *
+ * Large regions. etcd caps a transaction at 128 ops by default
+ * (--max-txn-ops). A region_add whose region, name, counter and replicas
+ * need more reserves its id first, writes the replicas in transactions of
+ * CHUNK_OPS, and publishes the region (and its name) last; if that fails the
+ * replicas are deleted again. Until the region's key exists its replicas are
+ * invisible: replica_list leaves out replicas of a region that does not
+ * exist, and open deletes such leftovers of an add that was cut short.
+ *
+ * The service key and fencing. Opening makes the caller the pool's one
+ * metadata service: it grants a lease of the TTL and creates P/service =
+ * its address under that lease, on the condition that P/service does not
+ * exist (else FP_ERR_IN_USE, naming the holder). A thread renews the lease
+ * every TTL/3 with its own client; close stops it and revokes the lease, so
+ * P/service goes at once (and TTL after a crash). Every write transaction
+ * also requires P/service's create_revision to be the one this store
+ * created, so a service whose lease expired (a pause, a partition) cannot
+ * write after another has taken over; and once the keeper or such a
+ * transaction finds the lease lost, the store is marked lost: an error is
+ * logged and every later op returns FP_ERR_IO.
+ *
+ * Thread safety: the store is used by one thread at a time (meta.h); the
+ * keeper thread shares only the lost flag and its stop condition.
+ */
+#include "meta.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "common/etcd.h"
+
+#define KEY_MAX       ((int)(FP_ETCD_PREFIX_MAX + FP_PROTO_REGION_NAME_MAX + 64))
+#define RETRY_MAX     64  /* conflicting transactions on the id counter, in a row */
+#define TXN_OPS_MAX   128 /* etcd's default --max-txn-ops */
+#define CHUNK_OPS     100 /* replicas per transaction of a large region_add */
+#define TTL_MS_DEF    10000
+#define KEEPER_MIN_MS 100
+
+typedef struct meta_etcd {
+    fp_meta_store_t base; /* first: the handle the callers hold */
+    fp_etcd_t *etcd;      /* the store's thread's client */
+    fp_etcd_t *keeper_etcd;
+    char url[FP_ETCD_PREFIX_MAX + FP_ETCD_ENDPOINTS_MAX * FP_ETCD_HOSTPORT_MAX + 16];
+    char prefix[FP_ETCD_PREFIX_MAX];
+    char service_key[KEY_MAX];
+    char addr[FP_META_ADDR_MAX];
+    int64_t lease;
+    int64_t service_rev; /* P/service's create_revision, ours */
+    int ttl_ms;
+    atomic_bool lost;
+    pthread_t keeper;
+    bool keeper_started;
+    pthread_mutex_t lock; /* guards stop */
+    pthread_cond_t cond;
+    bool stop;
+} meta_etcd_t;
+
+static meta_etcd_t *me_of(fp_meta_store_t *store)
+{
+    return (meta_etcd_t *)store;
+}
+
+/* ---- keys ---- */
+
+/* P/@fmt... into @out (KEY_MAX bytes); false if too long. */
+static bool key_fmt(const meta_etcd_t *me, char *out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool key_fmt(const meta_etcd_t *me, char *out, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(out, KEY_MAX, "%s/", me->prefix), m;
+
+    if (n < 0 || n >= KEY_MAX)
+        return false;
+    va_start(ap, fmt);
+    m = vsnprintf(out + n, KEY_MAX - (size_t)n, fmt, ap);
+    va_end(ap);
+    return m >= 0 && m < KEY_MAX - n;
+}
+
+static void key_node(const meta_etcd_t *me, char *out, uint64_t id)
+{
+    key_fmt(me, out, "nodes/%016" PRIx64, id);
+}
+
+static void key_region(const meta_etcd_t *me, char *out, uint64_t id)
+{
+    key_fmt(me, out, "regions/%016" PRIx64, id);
+}
+
+static bool key_name(const meta_etcd_t *me, char *out, const char *name)
+{
+    return key_fmt(me, out, "names/%s", name);
+}
+
+static void key_replica(const meta_etcd_t *me, char *out, uint64_t region, uint32_t index,
+                        uint64_t node)
+{
+    key_fmt(me, out, "replicas/%016" PRIx64 "/%08" PRIx32 "/%016" PRIx64, region, index, node);
+}
+
+static void key_replicas_of(const meta_etcd_t *me, char *out, uint64_t region)
+{
+    key_fmt(me, out, "replicas/%016" PRIx64 "/", region);
+}
+
+/* ---- JSON fields ---- */
+
+static bool jput(json_object *o, const char *name, json_object *v)
+{
+    if (v == NULL)
+        return false;
+    if (json_object_object_add(o, name, v) != 0) {
+        json_object_put(v);
+        return false;
+    }
+    return true;
+}
+
+static bool jput_u64(json_object *o, const char *name, uint64_t v)
+{
+    char text[24];
+
+    snprintf(text, sizeof(text), "%" PRIu64, v);
+    return jput(o, name, json_object_new_string(text));
+}
+
+static bool jput_hex(json_object *o, const char *name, const uint8_t *data, size_t len)
+{
+    char text[2 * 64 + 1];
+
+    if (len > 64)
+        return false;
+    sodium_bin2hex(text, sizeof(text), data, len);
+    return jput(o, name, json_object_new_string(text));
+}
+
+static const char *jget_text(json_object *o, const char *name)
+{
+    json_object *v = NULL;
+
+    if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static bool jget_u64(json_object *o, const char *name, uint64_t *out)
+{
+    const char *text = jget_text(o, name);
+    char *end;
+
+    if (text == NULL || text[0] < '0' || text[0] > '9')
+        return false;
+    errno = 0;
+    *out = strtoull(text, &end, 10);
+    return errno == 0 && *end == '\0';
+}
+
+static bool jget_u32(json_object *o, const char *name, uint32_t *out)
+{
+    uint64_t v;
+
+    if (!jget_u64(o, name, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool jget_str(json_object *o, const char *name, char *out, size_t size)
+{
+    const char *text = jget_text(o, name);
+    size_t len;
+
+    if (text == NULL || (len = strlen(text)) >= size)
+        return false;
+    memcpy(out, text, len + 1);
+    return true;
+}
+
+static bool jget_hex(json_object *o, const char *name, uint8_t *out, size_t len)
+{
+    const char *text = jget_text(o, name);
+    size_t got = 0;
+
+    return text != NULL && strlen(text) == 2 * len &&
+           sodium_hex2bin(out, len, text, 2 * len, NULL, &got, NULL) == 0 && got == len;
+}
+
+/* @o as malloc'd JSON text (and @o put); NULL on OOM. */
+static char *json_finish(json_object *o, bool ok)
+{
+    char *text = NULL;
+
+    if (ok)
+        text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return text;
+}
+
+/* The JSON object in @kv's value; NULL if it is not one. */
+static json_object *json_of(const fp_etcd_kv_t *kv)
+{
+    json_object *o = json_tokener_parse((const char *)kv->value);
+
+    if (o != NULL && !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- records ---- */
+
+static char *node_encode(const fp_meta_node_t *n)
+{
+    json_object *o = json_object_new_object();
+    bool ok = o != NULL && jput_u64(o, "id", n->id) && jput_u64(o, "node_id", n->node_id) &&
+              jput(o, "addr", json_object_new_string(n->addr)) &&
+              jput_u64(o, "capacity", n->capacity) && jput_u64(o, "used", n->used) &&
+              jput_u64(o, "slab_size", n->slab_size) && jput_u64(o, "state", n->state) &&
+              jput_u64(o, "joined_ms", n->joined_ms) && jput_u64(o, "seen_ms", n->seen_ms);
+
+    return o == NULL ? NULL : json_finish(o, ok);
+}
+
+static bool node_decode(const fp_etcd_kv_t *kv, void *out)
+{
+    fp_meta_node_t *n = out;
+    json_object *o = json_of(kv);
+    bool ok;
+
+    memset(n, 0, sizeof(*n));
+    ok = o != NULL && jget_u64(o, "id", &n->id) && jget_u64(o, "node_id", &n->node_id) &&
+         jget_str(o, "addr", n->addr, sizeof(n->addr)) && jget_u64(o, "capacity", &n->capacity) &&
+         jget_u64(o, "used", &n->used) && jget_u64(o, "slab_size", &n->slab_size) &&
+         jget_u32(o, "state", &n->state) && jget_u64(o, "joined_ms", &n->joined_ms) &&
+         jget_u64(o, "seen_ms", &n->seen_ms);
+    json_object_put(o);
+    return ok;
+}
+
+static char *region_encode(const fp_meta_region_t *r)
+{
+    json_object *o = json_object_new_object();
+    bool ok = o != NULL && jput_u64(o, "id", r->id) &&
+              jput(o, "name", json_object_new_string(r->name)) && jput_u64(o, "size", r->size) &&
+              jput_u64(o, "granule", r->granule) && jput_u64(o, "flags", r->flags) &&
+              jput_u64(o, "replicas", r->replicas) && jput_u64(o, "state", r->state) &&
+              jput_u64(o, "slab_size", r->slab_size) && jput_u64(o, "nslabs", r->nslabs) &&
+              jput_hex(o, "key", r->key, sizeof(r->key)) &&
+              jput_u64(o, "fixed_addr", r->fixed_addr) &&
+              (!r->has_checksum || jput_hex(o, "checksum", r->checksum, sizeof(r->checksum))) &&
+              jput_u64(o, "created_ms", r->created_ms) && jput_u64(o, "lease_id", r->lease_id) &&
+              jput_hex(o, "lease_holder", r->lease_holder, sizeof(r->lease_holder)) &&
+              jput_u64(o, "lease_expires_ms", r->lease_expires_ms);
+
+    return o == NULL ? NULL : json_finish(o, ok);
+}
+
+static bool region_decode(const fp_etcd_kv_t *kv, void *out)
+{
+    fp_meta_region_t *r = out;
+    json_object *o = json_of(kv);
+    bool ok;
+
+    memset(r, 0, sizeof(*r));
+    ok = o != NULL && jget_u64(o, "id", &r->id) && jget_str(o, "name", r->name, sizeof(r->name)) &&
+         jget_u64(o, "size", &r->size) && jget_u32(o, "granule", &r->granule) &&
+         jget_u32(o, "flags", &r->flags) && jget_u32(o, "replicas", &r->replicas) &&
+         jget_u32(o, "state", &r->state) && jget_u64(o, "slab_size", &r->slab_size) &&
+         jget_u32(o, "nslabs", &r->nslabs) && jget_hex(o, "key", r->key, sizeof(r->key)) &&
+         jget_u64(o, "fixed_addr", &r->fixed_addr) && jget_u64(o, "created_ms", &r->created_ms) &&
+         jget_u64(o, "lease_id", &r->lease_id) &&
+         jget_hex(o, "lease_holder", r->lease_holder, sizeof(r->lease_holder)) &&
+         jget_u64(o, "lease_expires_ms", &r->lease_expires_ms);
+    if (ok && jget_text(o, "checksum") != NULL) {
+        r->has_checksum = true;
+        ok = jget_hex(o, "checksum", r->checksum, sizeof(r->checksum));
+    }
+    json_object_put(o);
+    return ok;
+}
+
+static char *replica_encode(const fp_meta_replica_t *p, uint64_t region)
+{
+    json_object *o = json_object_new_object();
+    bool ok = o != NULL && jput_u64(o, "region", region) && jput_u64(o, "index", p->index) &&
+              jput_u64(o, "node", p->node) && jput_u64(o, "state", p->state) &&
+              jput_u64(o, "slab", p->slab);
+
+    return o == NULL ? NULL : json_finish(o, ok);
+}
+
+static bool replica_decode(const fp_etcd_kv_t *kv, void *out)
+{
+    fp_meta_replica_t *p = out;
+    json_object *o = json_of(kv);
+    bool ok;
+
+    memset(p, 0, sizeof(*p));
+    ok = o != NULL && jget_u64(o, "region", &p->region) && jget_u32(o, "index", &p->index) &&
+         jget_u64(o, "node", &p->node) && jget_u32(o, "state", &p->state) &&
+         jget_u64(o, "slab", &p->slab);
+    json_object_put(o);
+    return ok;
+}
+
+static bool region_name_ok(const fp_meta_region_t *region)
+{
+    return region->name[0] != '\0' && memchr(region->name, '\0', sizeof(region->name)) != NULL;
+}
+
+/* ---- fencing ---- */
+
+/* The op refused because the lease is lost; logged. */
+static fp_status_t lost_fail(const meta_etcd_t *me)
+{
+    fp_error(me->base.log,
+             "meta store %s: this farpoold is no longer the pool's metadata service (its lease "
+             "on %s was lost): the change is refused",
+             me->url, me->service_key);
+    return FP_ERR_IO;
+}
+
+/* The condition every write carries: P/service is still the key this store created. */
+static fp_etcd_cmp_t cmp_service(const meta_etcd_t *me)
+{
+    fp_etcd_cmp_t c = {.key = me->service_key,
+                       .target = FP_ETCD_CREATE,
+                       .result = FP_ETCD_EQUAL,
+                       .revision = me->service_rev};
+    return c;
+}
+
+/*
+ * After a transaction whose conditions failed: FP_OK if P/service is still
+ * ours (another condition failed), else the store is marked lost (logged)
+ * and FP_ERR_IO.
+ */
+static fp_status_t fence_check(meta_etcd_t *me)
+{
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status = fp_etcd_get(me->etcd, me->service_key, &kv);
+
+    if (status == FP_OK && kv.create_revision == me->service_rev) {
+        fp_etcd_kv_clear(&kv);
+        return FP_OK;
+    }
+    if (status == FP_OK || status == FP_ERR_NO_ENTRY) {
+        atomic_store(&me->lost, true);
+        fp_error(me->base.log, "meta store %s: %s is %s%s: this service lost its lease", me->url,
+                 me->service_key, status == FP_OK ? "held by " : "gone",
+                 status == FP_OK ? (const char *)kv.value : "");
+        status = FP_ERR_IO;
+    }
+    fp_etcd_kv_clear(&kv);
+    return status;
+}
+
+/*
+ * Run a transaction with the service condition first: *@ok_p whether it
+ * applied; when it did not and P/service is not ours, FP_ERR_IO.
+ */
+static fp_status_t txn_run(meta_etcd_t *me, fp_etcd_cmp_t *cmps, size_t ncmps,
+                           const fp_etcd_op_t *ops, size_t nops, bool *ok_p)
+{
+    fp_status_t status;
+
+    if (atomic_load(&me->lost))
+        return lost_fail(me);
+    cmps[0] = cmp_service(me);
+    status = fp_etcd_txn(me->etcd, cmps, ncmps, ops, nops, ok_p);
+    if (status == FP_OK && !*ok_p)
+        status = fence_check(me);
+    return status;
+}
+
+/* ---- ids ---- */
+
+/* The id counter P/ids/@kind: its value (0 if unset) and mod_revision. */
+static fp_status_t counter_read(meta_etcd_t *me, const char *key, uint64_t *value_p, int64_t *rev_p)
+{
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status = fp_etcd_get(me->etcd, key, &kv);
+    char *end;
+
+    if (status == FP_ERR_NO_ENTRY) {
+        *value_p = 0;
+        *rev_p = 0;
+        return FP_OK;
+    }
+    if (status != FP_OK)
+        return status;
+    errno = 0;
+    *value_p = strtoull((const char *)kv.value, &end, 10);
+    if (errno != 0 || kv.value_len == 0 || *end != '\0') {
+        fp_error(me->base.log, "meta store %s: %s holds \"%.40s\", not a number", me->url, key,
+                 (const char *)kv.value);
+        fp_etcd_kv_clear(&kv);
+        return FP_ERR_IO;
+    }
+    *rev_p = kv.mod_revision;
+    fp_etcd_kv_clear(&kv);
+    return FP_OK;
+}
+
+static fp_status_t conflict_fail(const meta_etcd_t *me, const char *what)
+{
+    fp_error(me->base.log, "meta store %s: cannot %s: %d conflicting writes in a row", me->url,
+             what, RETRY_MAX);
+    return FP_ERR_IO;
+}
+
+/* ---- lists ---- */
+
+typedef bool (*kv_decode_func_t)(const fp_etcd_kv_t *kv, void *out);
+
+/* Every record under P/@dir/, decoded into a malloc'd array. */
+static fp_status_t list_read(meta_etcd_t *me, const char *dir, size_t elem, kv_decode_func_t decode,
+                             void **array_p, size_t *count_p)
+{
+    char prefix[KEY_MAX];
+    fp_etcd_kv_t *kvs = NULL;
+    size_t count = 0;
+    char *array = NULL;
+    fp_status_t status;
+
+    if (atomic_load(&me->lost))
+        return lost_fail(me);
+    key_fmt(me, prefix, "%s/", dir);
+    status = fp_etcd_range_prefix(me->etcd, prefix, false, &kvs, &count);
+    if (status != FP_OK)
+        return status;
+    if (count > 0) {
+        array = calloc(count, elem);
+        if (array == NULL) {
+            fp_etcd_kvs_free(kvs, count);
+            return FP_ERR_NO_MEMORY;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (!decode(&kvs[i], array + i * elem)) {
+            fp_error(me->base.log, "meta store %s: %s is corrupt: %.200s", me->url, kvs[i].key,
+                     (const char *)kvs[i].value);
+            free(array);
+            fp_etcd_kvs_free(kvs, count);
+            return FP_ERR_IO;
+        }
+    }
+    fp_etcd_kvs_free(kvs, count);
+    *array_p = array;
+    *count_p = count;
+    return FP_OK;
+}
+
+/* ---- nodes ---- */
+
+static fp_status_t etcd_node_put(fp_meta_store_t *store, fp_meta_node_t *node)
+{
+    meta_etcd_t *me = me_of(store);
+    char idkey[KEY_MAX], key[KEY_MAX];
+    fp_meta_node_t rec;
+    fp_etcd_cmp_t cmps[2];
+    fp_etcd_op_t ops[2];
+    fp_status_t status;
+    bool ok = false;
+    char *value;
+
+    if (node == NULL || memchr(node->addr, '\0', sizeof(node->addr)) == NULL)
+        return FP_ERR_INVALID_PARAM;
+    rec = *node;
+    if (node->id != 0) {
+        key_node(me, key, node->id);
+        value = node_encode(&rec);
+        if (value == NULL)
+            return FP_ERR_NO_MEMORY;
+        cmps[1] = (fp_etcd_cmp_t){.key = key, .target = FP_ETCD_CREATE, .result = FP_ETCD_GREATER};
+        ops[0] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = key, .value = value, .value_len = strlen(value)};
+        status = txn_run(me, cmps, 2, ops, 1, &ok);
+        free(value);
+        if (status == FP_OK && !ok) {
+            fp_debug(me->base.log, "meta store %s: no member %" PRIu64 " to update", me->url,
+                     node->id);
+            status = FP_ERR_NO_ENTRY;
+        }
+        return status;
+    }
+    key_fmt(me, idkey, "ids/node");
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
+        uint64_t last;
+        int64_t rev;
+        char idtext[24];
+
+        status = counter_read(me, idkey, &last, &rev);
+        if (status != FP_OK)
+            return status;
+        rec.id = last + 1;
+        snprintf(idtext, sizeof(idtext), "%" PRIu64, rec.id);
+        key_node(me, key, rec.id);
+        value = node_encode(&rec);
+        if (value == NULL)
+            return FP_ERR_NO_MEMORY;
+        cmps[1] = (fp_etcd_cmp_t){
+            .key = idkey, .target = FP_ETCD_MOD, .result = FP_ETCD_EQUAL, .revision = rev};
+        ops[0] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = idkey, .value = idtext, .value_len = strlen(idtext)};
+        ops[1] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = key, .value = value, .value_len = strlen(value)};
+        status = txn_run(me, cmps, 2, ops, 2, &ok);
+        free(value);
+        if (status != FP_OK)
+            return status;
+        if (ok) {
+            node->id = rec.id;
+            return FP_OK;
+        }
+    }
+    return conflict_fail(me, "add a member");
+}
+
+static fp_status_t etcd_node_list(fp_meta_store_t *store, fp_meta_node_t **nodes_p, size_t *count_p)
+{
+    if (nodes_p == NULL || count_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    return list_read(me_of(store), "nodes", sizeof(**nodes_p), node_decode, (void **)nodes_p,
+                     count_p);
+}
+
+/* ---- regions ---- */
+
+static int replica_key_cmp(const void *a, const void *b)
+{
+    const fp_meta_replica_t *x = a, *y = b;
+
+    if (x->index != y->index)
+        return x->index < y->index ? -1 : 1;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    return 0;
+}
+
+/* FP_ERR_INVALID_PARAM if two of @reps are the same (index, node); as SQLite's primary key. */
+static fp_status_t replicas_distinct(const meta_etcd_t *me, const fp_meta_replica_t *reps, size_t n)
+{
+    fp_meta_replica_t *sorted;
+    fp_status_t status = FP_OK;
+
+    if (n < 2)
+        return FP_OK;
+    sorted = malloc(n * sizeof(*sorted));
+    if (sorted == NULL)
+        return FP_ERR_NO_MEMORY;
+    memcpy(sorted, reps, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), replica_key_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (replica_key_cmp(&sorted[i - 1], &sorted[i]) == 0) {
+            fp_debug(me->base.log,
+                     "meta store %s: slab %" PRIu32 "'s replica on member %" PRIu64 " given twice",
+                     me->url, sorted[i].index, sorted[i].node);
+            status = FP_ERR_INVALID_PARAM;
+            break;
+        }
+    }
+    free(sorted);
+    return status;
+}
+
+/* Puts of replicas (their region @id) into @ops, their keys and values malloc'd into @bufs. */
+static fp_status_t replica_ops(const meta_etcd_t *me, uint64_t id, const fp_meta_replica_t *reps,
+                               size_t n, fp_etcd_op_t *ops, char **bufs)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *key = malloc(KEY_MAX), *value = replica_encode(&reps[i], id);
+
+        bufs[2 * i] = key;
+        bufs[2 * i + 1] = value;
+        if (key == NULL || value == NULL)
+            return FP_ERR_NO_MEMORY;
+        key_replica(me, key, id, reps[i].index, reps[i].node);
+        ops[i] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = key, .value = value, .value_len = strlen(value)};
+    }
+    return FP_OK;
+}
+
+static void bufs_free(char **bufs, size_t n)
+{
+    for (size_t i = 0; i < n && bufs != NULL; i++)
+        free(bufs[i]);
+    free(bufs);
+}
+
+/* Delete every replica of region @id (the undo of a cut-short large add). */
+static fp_status_t replicas_drop(meta_etcd_t *me, uint64_t id)
+{
+    char key[KEY_MAX];
+    fp_etcd_cmp_t cmps[1];
+    fp_etcd_op_t op = {.type = FP_ETCD_DELETE_PREFIX, .key = key};
+    bool ok = false;
+
+    key_replicas_of(me, key, id);
+    return txn_run(me, cmps, 1, &op, 1, &ok);
+}
+
+/*
+ * The region_add of a region with more replicas than one transaction takes:
+ * its id reserved, its replicas written in chunks, then the region published.
+ */
+static fp_status_t region_add_large(meta_etcd_t *me, fp_meta_region_t *rec, const char *idkey,
+                                    const fp_meta_replica_t *reps, size_t nreps, bool *exists_p)
+{
+    char key[KEY_MAX], nkey[KEY_MAX], idtext[24], *value = NULL, **bufs = NULL;
+    fp_etcd_cmp_t cmps[2];
+    fp_etcd_op_t ops[CHUNK_OPS];
+    fp_status_t status = FP_ERR_IO;
+    bool ok = false, ready = rec->state == FP_META_REGION_READY;
+    int tries;
+
+    for (tries = 0; tries < RETRY_MAX; tries++) {
+        uint64_t last;
+        int64_t rev;
+
+        status = counter_read(me, idkey, &last, &rev);
+        if (status != FP_OK)
+            return status;
+        rec->id = last + 1;
+        snprintf(idtext, sizeof(idtext), "%" PRIu64, rec->id);
+        cmps[1] = (fp_etcd_cmp_t){
+            .key = idkey, .target = FP_ETCD_MOD, .result = FP_ETCD_EQUAL, .revision = rev};
+        ops[0] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = idkey, .value = idtext, .value_len = strlen(idtext)};
+        status = txn_run(me, cmps, 2, ops, 1, &ok);
+        if (status != FP_OK)
+            return status;
+        if (ok)
+            break;
+    }
+    if (tries == RETRY_MAX)
+        return conflict_fail(me, "add a region");
+    for (size_t at = 0; at < nreps && status == FP_OK; at += CHUNK_OPS) {
+        size_t n = nreps - at < CHUNK_OPS ? nreps - at : CHUNK_OPS;
+
+        bufs = calloc(2 * n, sizeof(*bufs));
+        status =
+            bufs == NULL ? FP_ERR_NO_MEMORY : replica_ops(me, rec->id, reps + at, n, ops, bufs);
+        if (status == FP_OK)
+            status = txn_run(me, cmps, 1, ops, n, &ok);
+        bufs_free(bufs, 2 * n);
+        if (status == FP_OK && !ok)
+            status = FP_ERR_IO; /* only the service condition, and fence_check said it holds */
+    }
+    if (status == FP_OK) {
+        key_region(me, key, rec->id);
+        value = region_encode(rec);
+        status = value == NULL ? FP_ERR_NO_MEMORY : FP_OK;
+    }
+    if (status == FP_OK) {
+        size_t nops = 1;
+
+        ops[0] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = key, .value = value, .value_len = strlen(value)};
+        cmps[1] = (fp_etcd_cmp_t){.key = nkey, .target = FP_ETCD_CREATE, .result = FP_ETCD_EQUAL};
+        if (ready) {
+            key_name(me, nkey, rec->name);
+            ops[1] = (fp_etcd_op_t){
+                .type = FP_ETCD_PUT, .key = nkey, .value = idtext, .value_len = strlen(idtext)};
+            nops = 2;
+        }
+        status = txn_run(me, cmps, ready ? 2 : 1, ops, nops, &ok);
+        if (status == FP_OK && !ok)
+            *exists_p = true;
+    }
+    free(value);
+    if (status != FP_OK || *exists_p)
+        replicas_drop(me, rec->id); /* best effort: leftovers are invisible, and cleared at open */
+    return status;
+}
+
+static fp_status_t etcd_region_add(fp_meta_store_t *store, fp_meta_region_t *region,
+                                   fp_meta_replica_t *replicas, size_t nreplicas)
+{
+    meta_etcd_t *me = me_of(store);
+    char idkey[KEY_MAX], key[KEY_MAX], nkey[KEY_MAX], idtext[24], *value, **bufs;
+    fp_meta_region_t rec;
+    fp_etcd_cmp_t cmps[3];
+    fp_etcd_op_t *ops;
+    fp_status_t status;
+    bool ok = false, exists = false, ready;
+    size_t nops;
+
+    if (region == NULL || !region_name_ok(region) || (nreplicas > 0 && replicas == NULL))
+        return FP_ERR_INVALID_PARAM;
+    status = replicas_distinct(me, replicas, nreplicas);
+    if (status != FP_OK)
+        return status;
+    if (atomic_load(&me->lost))
+        return lost_fail(me);
+    rec = *region;
+    ready = rec.state == FP_META_REGION_READY;
+    if (ready && !key_name(me, nkey, rec.name))
+        return FP_ERR_INVALID_PARAM;
+    key_fmt(me, idkey, "ids/region");
+    if (3 + nreplicas > TXN_OPS_MAX) {
+        status = region_add_large(me, &rec, idkey, replicas, nreplicas, &exists);
+        goto out;
+    }
+    ops = calloc(3 + nreplicas, sizeof(*ops));
+    bufs = calloc(2 * nreplicas + 1, sizeof(*bufs));
+    if (ops == NULL || bufs == NULL) {
+        free(ops);
+        free(bufs);
+        return FP_ERR_NO_MEMORY;
+    }
+    status = FP_ERR_IO;
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
+        uint64_t last;
+        int64_t rev;
+
+        status = counter_read(me, idkey, &last, &rev);
+        if (status != FP_OK)
+            break;
+        rec.id = last + 1;
+        snprintf(idtext, sizeof(idtext), "%" PRIu64, rec.id);
+        key_region(me, key, rec.id);
+        value = region_encode(&rec);
+        status = value == NULL ? FP_ERR_NO_MEMORY
+                               : replica_ops(me, rec.id, replicas, nreplicas, ops + 3, bufs);
+        if (status != FP_OK) {
+            free(value);
+            break;
+        }
+        cmps[1] = (fp_etcd_cmp_t){
+            .key = idkey, .target = FP_ETCD_MOD, .result = FP_ETCD_EQUAL, .revision = rev};
+        cmps[2] = (fp_etcd_cmp_t){.key = nkey, .target = FP_ETCD_CREATE, .result = FP_ETCD_EQUAL};
+        ops[0] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = idkey, .value = idtext, .value_len = strlen(idtext)};
+        ops[1] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = key, .value = value, .value_len = strlen(value)};
+        nops = 2;
+        if (ready)
+            ops[nops++] = (fp_etcd_op_t){
+                .type = FP_ETCD_PUT, .key = nkey, .value = idtext, .value_len = strlen(idtext)};
+        memmove(ops + nops, ops + 3, nreplicas * sizeof(*ops));
+        status = txn_run(me, cmps, ready ? 3 : 2, ops, nops + nreplicas, &ok);
+        free(value);
+        for (size_t i = 0; i < 2 * nreplicas; i++) {
+            free(bufs[i]);
+            bufs[i] = NULL;
+        }
+        if (status != FP_OK || ok)
+            break;
+        /* The counter moved, or the name is taken. */
+        if (ready) {
+            fp_etcd_kv_t kv = {0};
+
+            status = fp_etcd_get(me->etcd, nkey, &kv);
+            fp_etcd_kv_clear(&kv);
+            if (status == FP_OK) {
+                exists = true;
+                break;
+            }
+            if (status != FP_ERR_NO_ENTRY)
+                break;
+        }
+        status = FP_OK; /* and try again */
+    }
+    free(ops);
+    bufs_free(bufs, 2 * nreplicas + 1);
+    if (status == FP_OK && !ok && !exists)
+        return conflict_fail(me, "add a region");
+out:
+    if (status != FP_OK)
+        return status;
+    if (exists) {
+        fp_debug(me->base.log, "meta store %s: a published region is named %s", me->url, rec.name);
+        return FP_ERR_EXISTS;
+    }
+    region->id = rec.id;
+    for (size_t i = 0; i < nreplicas; i++)
+        replicas[i].region = rec.id;
+    return FP_OK;
+}
+
+/* Region @id's record and its mod_revision; FP_ERR_NO_ENTRY if it does not exist. */
+static fp_status_t region_read(meta_etcd_t *me, uint64_t id, fp_meta_region_t *rec, int64_t *rev_p)
+{
+    char key[KEY_MAX];
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status;
+
+    key_region(me, key, id);
+    status = fp_etcd_get(me->etcd, key, &kv);
+    if (status == FP_ERR_NO_ENTRY)
+        fp_debug(me->base.log, "meta store %s: no region %" PRIu64, me->url, id);
+    if (status != FP_OK)
+        return status;
+    if (!region_decode(&kv, rec)) {
+        fp_error(me->base.log, "meta store %s: %s is corrupt", me->url, key);
+        status = FP_ERR_IO;
+    }
+    *rev_p = kv.mod_revision;
+    fp_etcd_kv_clear(&kv);
+    return status;
+}
+
+static fp_status_t etcd_region_update(fp_meta_store_t *store, const fp_meta_region_t *region)
+{
+    meta_etcd_t *me = me_of(store);
+    char key[KEY_MAX], oldkey[KEY_MAX], newkey[KEY_MAX], idtext[24], *value;
+    fp_meta_region_t old;
+    fp_etcd_cmp_t cmps[3];
+    fp_etcd_op_t ops[3];
+    fp_status_t status;
+    bool ok = false, was_ready, ready;
+
+    if (region == NULL || region->id == 0 || !region_name_ok(region))
+        return FP_ERR_INVALID_PARAM;
+    if (atomic_load(&me->lost))
+        return lost_fail(me);
+    ready = region->state == FP_META_REGION_READY;
+    if (ready && !key_name(me, newkey, region->name))
+        return FP_ERR_INVALID_PARAM;
+    key_region(me, key, region->id);
+    snprintf(idtext, sizeof(idtext), "%" PRIu64, region->id);
+    value = region_encode(region);
+    if (value == NULL)
+        return FP_ERR_NO_MEMORY;
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
+        size_t ncmps = 2, nops = 1;
+        int64_t rev;
+        bool same;
+
+        status = region_read(me, region->id, &old, &rev);
+        if (status != FP_OK)
+            goto out;
+        was_ready = old.state == FP_META_REGION_READY;
+        same = was_ready && ready && strcmp(old.name, region->name) == 0;
+        cmps[1] = (fp_etcd_cmp_t){
+            .key = key, .target = FP_ETCD_MOD, .result = FP_ETCD_EQUAL, .revision = rev};
+        ops[0] = (fp_etcd_op_t){
+            .type = FP_ETCD_PUT, .key = key, .value = value, .value_len = strlen(value)};
+        if (was_ready && !same) {
+            key_name(me, oldkey, old.name);
+            ops[nops++] = (fp_etcd_op_t){.type = FP_ETCD_DELETE, .key = oldkey};
+        }
+        if (ready && !same) {
+            cmps[ncmps++] =
+                (fp_etcd_cmp_t){.key = newkey, .target = FP_ETCD_CREATE, .result = FP_ETCD_EQUAL};
+            ops[nops++] = (fp_etcd_op_t){
+                .type = FP_ETCD_PUT, .key = newkey, .value = idtext, .value_len = strlen(idtext)};
+        }
+        status = txn_run(me, cmps, ncmps, ops, nops, &ok);
+        if (status != FP_OK || ok)
+            goto out;
+        if (ready && !same) {
+            fp_etcd_kv_t kv = {0};
+
+            status = fp_etcd_get(me->etcd, newkey, &kv);
+            fp_etcd_kv_clear(&kv);
+            if (status == FP_OK) {
+                fp_debug(me->base.log, "meta store %s: a published region is named %s", me->url,
+                         region->name);
+                status = FP_ERR_EXISTS;
+                goto out;
+            }
+            if (status != FP_ERR_NO_ENTRY)
+                goto out;
+        }
+    }
+    status = conflict_fail(me, "update a region");
+out:
+    free(value);
+    return status;
+}
+
+static fp_status_t etcd_region_delete(fp_meta_store_t *store, uint64_t id)
+{
+    meta_etcd_t *me = me_of(store);
+    char key[KEY_MAX], rkey[KEY_MAX], nkey[KEY_MAX];
+    fp_meta_region_t old;
+    fp_etcd_cmp_t cmps[2];
+    fp_etcd_op_t ops[3];
+    fp_status_t status;
+    bool ok = false;
+
+    if (atomic_load(&me->lost))
+        return lost_fail(me);
+    key_region(me, key, id);
+    key_replicas_of(me, rkey, id);
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
+        size_t nops = 2;
+        int64_t rev;
+
+        status = region_read(me, id, &old, &rev);
+        if (status != FP_OK)
+            return status;
+        cmps[1] = (fp_etcd_cmp_t){
+            .key = key, .target = FP_ETCD_MOD, .result = FP_ETCD_EQUAL, .revision = rev};
+        ops[0] = (fp_etcd_op_t){.type = FP_ETCD_DELETE, .key = key};
+        ops[1] = (fp_etcd_op_t){.type = FP_ETCD_DELETE_PREFIX, .key = rkey};
+        if (old.state == FP_META_REGION_READY && key_name(me, nkey, old.name))
+            ops[nops++] = (fp_etcd_op_t){.type = FP_ETCD_DELETE, .key = nkey};
+        status = txn_run(me, cmps, 2, ops, nops, &ok);
+        if (status != FP_OK || ok)
+            return status;
+    }
+    return conflict_fail(me, "delete a region");
+}
+
+static fp_status_t etcd_region_list(fp_meta_store_t *store, fp_meta_region_t **regions_p,
+                                    size_t *count_p)
+{
+    if (regions_p == NULL || count_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    return list_read(me_of(store), "regions", sizeof(**regions_p), region_decode,
+                     (void **)regions_p, count_p);
+}
+
+/* ---- replicas ---- */
+
+/* The ids of the regions that exist, in order, into a malloc'd array. */
+static fp_status_t region_ids(meta_etcd_t *me, uint64_t **ids_p, size_t *count_p)
+{
+    char prefix[KEY_MAX];
+    fp_etcd_kv_t *kvs = NULL;
+    size_t count = 0, plen;
+    uint64_t *ids = NULL;
+    fp_status_t status;
+
+    key_fmt(me, prefix, "regions/");
+    plen = strlen(prefix);
+    status = fp_etcd_range_prefix(me->etcd, prefix, true, &kvs, &count);
+    if (status != FP_OK)
+        return status;
+    if (count > 0 && (ids = malloc(count * sizeof(*ids))) == NULL) {
+        fp_etcd_kvs_free(kvs, count);
+        return FP_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < count; i++)
+        ids[i] = strtoull(kvs[i].key + plen, NULL, 16);
+    fp_etcd_kvs_free(kvs, count);
+    *ids_p = ids;
+    *count_p = count;
+    return FP_OK;
+}
+
+static fp_status_t etcd_replica_list(fp_meta_store_t *store, fp_meta_replica_t **replicas_p,
+                                     size_t *count_p)
+{
+    meta_etcd_t *me = me_of(store);
+    fp_meta_replica_t *reps = NULL;
+    uint64_t *ids = NULL;
+    size_t n = 0, nids = 0, kept = 0, at = 0;
+    fp_status_t status;
+
+    if (replicas_p == NULL || count_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    status = list_read(me, "replicas", sizeof(*reps), replica_decode, (void **)&reps, &n);
+    if (status == FP_OK)
+        status = region_ids(me, &ids, &nids);
+    if (status != FP_OK) {
+        free(reps);
+        return status;
+    }
+    /* Both in region order: keep the replicas of regions that exist. */
+    for (size_t i = 0; i < n; i++) {
+        while (at < nids && ids[at] < reps[i].region)
+            at++;
+        if (at < nids && ids[at] == reps[i].region)
+            reps[kept++] = reps[i];
+    }
+    free(ids);
+    if (kept == 0) {
+        free(reps);
+        reps = NULL;
+    }
+    *replicas_p = reps;
+    *count_p = kept;
+    return FP_OK;
+}
+
+static fp_status_t etcd_replica_put(fp_meta_store_t *store, const fp_meta_replica_t *replica)
+{
+    meta_etcd_t *me = me_of(store);
+    char rkey[KEY_MAX], key[KEY_MAX], *value;
+    fp_etcd_cmp_t cmps[2];
+    fp_etcd_op_t op;
+    fp_status_t status;
+    bool ok = false;
+
+    if (replica == NULL)
+        return FP_ERR_INVALID_PARAM;
+    key_region(me, rkey, replica->region);
+    key_replica(me, key, replica->region, replica->index, replica->node);
+    value = replica_encode(replica, replica->region);
+    if (value == NULL)
+        return FP_ERR_NO_MEMORY;
+    cmps[1] = (fp_etcd_cmp_t){.key = rkey, .target = FP_ETCD_CREATE, .result = FP_ETCD_GREATER};
+    op =
+        (fp_etcd_op_t){.type = FP_ETCD_PUT, .key = key, .value = value, .value_len = strlen(value)};
+    status = txn_run(me, cmps, 2, &op, 1, &ok);
+    free(value);
+    if (status == FP_OK && !ok) {
+        fp_debug(me->base.log, "meta store %s: a replica of no region %" PRIu64, me->url,
+                 replica->region);
+        status = FP_ERR_NO_ENTRY;
+    }
+    return status;
+}
+
+static fp_status_t etcd_replica_delete(fp_meta_store_t *store, uint64_t region, uint32_t index,
+                                       uint64_t node)
+{
+    meta_etcd_t *me = me_of(store);
+    char key[KEY_MAX];
+    fp_etcd_cmp_t cmps[2];
+    fp_etcd_op_t op = {.type = FP_ETCD_DELETE, .key = key};
+    fp_status_t status;
+    bool ok = false;
+
+    key_replica(me, key, region, index, node);
+    cmps[1] = (fp_etcd_cmp_t){.key = key, .target = FP_ETCD_CREATE, .result = FP_ETCD_GREATER};
+    status = txn_run(me, cmps, 2, &op, 1, &ok);
+    if (status == FP_OK && !ok)
+        status = FP_ERR_NO_ENTRY;
+    return status;
+}
+
+/* ---- counters ---- */
+
+static fp_status_t etcd_value_get(fp_meta_store_t *store, const char *key, uint64_t *value_p)
+{
+    meta_etcd_t *me = me_of(store);
+    char vkey[KEY_MAX];
+    int64_t rev;
+
+    if (key == NULL || value_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    if (atomic_load(&me->lost))
+        return lost_fail(me);
+    if (!key_fmt(me, vkey, "values/%s", key))
+        return FP_ERR_INVALID_PARAM;
+    return counter_read(me, vkey, value_p, &rev);
+}
+
+static fp_status_t etcd_value_put(fp_meta_store_t *store, const char *key, uint64_t value)
+{
+    meta_etcd_t *me = me_of(store);
+    char vkey[KEY_MAX], text[24];
+    fp_etcd_cmp_t cmps[1];
+    fp_etcd_op_t op = {.type = FP_ETCD_PUT, .key = vkey, .value = text};
+    bool ok = false;
+
+    if (key == NULL || !key_fmt(me, vkey, "values/%s", key))
+        return FP_ERR_INVALID_PARAM;
+    snprintf(text, sizeof(text), "%" PRIu64, value);
+    op.value_len = strlen(text);
+    return txn_run(me, cmps, 1, &op, 1, &ok);
+}
+
+/* ---- the lease keeper ---- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Renew the lease every TTL/3 until told to stop or the lease is lost. */
+static void *keeper_main(void *arg)
+{
+    meta_etcd_t *me = arg;
+    uint64_t interval = (uint64_t)me->ttl_ms / 3, last_ok = mono_ms();
+    struct timespec until;
+
+    if (interval < KEEPER_MIN_MS)
+        interval = KEEPER_MIN_MS;
+    pthread_mutex_lock(&me->lock);
+    while (!me->stop) {
+        fp_status_t status;
+        uint64_t now;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += (time_t)(interval / 1000);
+        until.tv_nsec += (long)(interval % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!me->stop && pthread_cond_timedwait(&me->cond, &me->lock, &until) == 0)
+            ;
+        if (me->stop)
+            break;
+        pthread_mutex_unlock(&me->lock);
+        status = fp_etcd_lease_keepalive(me->keeper_etcd, me->lease, NULL);
+        now = mono_ms();
+        pthread_mutex_lock(&me->lock);
+        if (status == FP_OK) {
+            last_ok = now;
+            continue;
+        }
+        if (status == FP_ERR_NO_ENTRY || now - last_ok >= (uint64_t)me->ttl_ms) {
+            atomic_store(&me->lost, true);
+            fp_error(me->base.log,
+                     "meta store %s: the lease of %s is %s: this farpoold is no longer the pool's "
+                     "metadata service, and every later change is refused",
+                     me->url, me->service_key,
+                     status == FP_ERR_NO_ENTRY ? "gone" : "not renewed within its TTL");
+            break;
+        }
+        fp_warn(me->base.log, "meta store %s: cannot renew the lease of %s (%s); trying again",
+                me->url, me->service_key, fp_status_string(status));
+    }
+    pthread_mutex_unlock(&me->lock);
+    return NULL;
+}
+
+/* ---- open and close ---- */
+
+static void me_free(meta_etcd_t *me)
+{
+    if (me->keeper_started) {
+        pthread_mutex_lock(&me->lock);
+        me->stop = true;
+        pthread_cond_signal(&me->cond);
+        pthread_mutex_unlock(&me->lock);
+        pthread_join(me->keeper, NULL);
+        pthread_cond_destroy(&me->cond);
+        pthread_mutex_destroy(&me->lock);
+    }
+    if (me->lease != 0 && me->etcd != NULL) {
+        fp_status_t status = fp_etcd_lease_revoke(me->etcd, me->lease);
+
+        if (status != FP_OK && status != FP_ERR_NO_ENTRY)
+            fp_warn(me->base.log,
+                    "meta store %s: cannot give the lease of %s back (%s): it "
+                    "expires in %d ms",
+                    me->url, me->service_key, fp_status_string(status), me->ttl_ms);
+    }
+    fp_etcd_close(me->keeper_etcd);
+    fp_etcd_close(me->etcd);
+    free(me);
+}
+
+static void etcd_close(fp_meta_store_t *store)
+{
+    if (store != NULL)
+        me_free(me_of(store));
+}
+
+static const fp_meta_ops_t etcd_ops = {
+    .name = "etcd",
+    .close = etcd_close,
+    .node_put = etcd_node_put,
+    .node_list = etcd_node_list,
+    .region_add = etcd_region_add,
+    .region_update = etcd_region_update,
+    .region_delete = etcd_region_delete,
+    .region_list = etcd_region_list,
+    .replica_list = etcd_replica_list,
+    .replica_put = etcd_replica_put,
+    .replica_delete = etcd_replica_delete,
+    .value_get = etcd_value_get,
+    .value_put = etcd_value_put,
+};
+
+/* Take P/service for @me->addr under a new lease; FP_ERR_IN_USE if another holds it. */
+static fp_status_t service_take(meta_etcd_t *me)
+{
+    int64_t ttl_s = (me->ttl_ms + 999) / 1000, granted = 0;
+    fp_etcd_cmp_t cmp = {.key = me->service_key, .target = FP_ETCD_CREATE, .result = FP_ETCD_EQUAL};
+    fp_etcd_op_t op = {.type = FP_ETCD_PUT,
+                       .key = me->service_key,
+                       .value = me->addr,
+                       .value_len = strlen(me->addr)};
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status;
+    bool ok = false;
+
+    status = fp_etcd_lease_grant(me->etcd, ttl_s, &me->lease, &granted);
+    if (status != FP_OK)
+        return status;
+    op.lease = me->lease;
+    for (int tries = 0;; tries++) {
+        status = fp_etcd_txn(me->etcd, &cmp, 1, &op, 1, &ok);
+        if (status != FP_OK)
+            return status;
+        status = fp_etcd_get(me->etcd, me->service_key, &kv);
+        if (status == FP_ERR_NO_ENTRY && !ok && tries < 3)
+            continue; /* the holder's lease expired just now: try again */
+        if (status == FP_ERR_NO_ENTRY) {
+            fp_error(me->base.log, "meta store %s: %s vanished as it was taken", me->url,
+                     me->service_key);
+            return FP_ERR_IO;
+        }
+        if (status != FP_OK)
+            return status;
+        break;
+    }
+    if (!ok || kv.lease != me->lease) {
+        fp_error(me->base.log,
+                 "meta store %s: the pool already has a metadata service: %s holds %s (another "
+                 "farpoold with this --meta-dir? the key is free once that service stops, or "
+                 "its lease's TTL after it dies)",
+                 me->url, (const char *)kv.value, me->service_key);
+        fp_etcd_kv_clear(&kv);
+        return FP_ERR_IN_USE;
+    }
+    me->service_rev = kv.create_revision;
+    fp_etcd_kv_clear(&kv);
+    fp_info(me->base.log,
+            "meta store %s: %s is the pool's metadata service (lease TTL %" PRId64 " s)", me->url,
+            me->addr, granted);
+    return FP_OK;
+}
+
+/* Delete the replicas of regions that do not exist: leftovers of a large add cut short. */
+static fp_status_t orphans_drop(meta_etcd_t *me)
+{
+    char prefix[KEY_MAX];
+    fp_etcd_kv_t *kvs = NULL;
+    uint64_t *ids = NULL, gone = 0;
+    size_t n = 0, nids = 0, at = 0, plen;
+    fp_status_t status;
+
+    key_fmt(me, prefix, "replicas/");
+    plen = strlen(prefix);
+    status = fp_etcd_range_prefix(me->etcd, prefix, true, &kvs, &n);
+    if (status == FP_OK)
+        status = region_ids(me, &ids, &nids);
+    for (size_t i = 0; i < n && status == FP_OK; i++) {
+        uint64_t region = strtoull(kvs[i].key + plen, NULL, 16);
+
+        while (at < nids && ids[at] < region)
+            at++;
+        if ((at < nids && ids[at] == region) || (gone != 0 && gone == region))
+            continue;
+        gone = region;
+        fp_info(me->base.log,
+                "meta store %s: deleting the replicas of region %" PRIu64
+                ", whose add was cut short",
+                me->url, region);
+        status = replicas_drop(me, region);
+    }
+    free(ids);
+    fp_etcd_kvs_free(kvs, n);
+    return status;
+}
+
+fp_status_t fp_meta_etcd_open(const char *url, const char *service_addr, int ttl_ms,
+                              const fp_log_t *log, fp_meta_store_t **store_p)
+{
+    meta_etcd_t *me;
+    fp_etcd_url_t parsed;
+    fp_status_t status;
+    int keeper_timeout;
+
+    if (url == NULL || service_addr == NULL || service_addr[0] == '\0' ||
+        strlen(service_addr) >= FP_META_ADDR_MAX || store_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    status = fp_etcd_url_parse(url, log, &parsed);
+    if (status != FP_OK)
+        return status;
+    me = calloc(1, sizeof(*me));
+    if (me == NULL)
+        return FP_ERR_NO_MEMORY;
+    me->base.ops = &etcd_ops;
+    me->base.log = log;
+    me->ttl_ms = ttl_ms > 0 ? ttl_ms : TTL_MS_DEF;
+    atomic_init(&me->lost, false);
+    snprintf(me->url, sizeof(me->url), "%s", url);
+    snprintf(me->prefix, sizeof(me->prefix), "%s", parsed.prefix);
+    snprintf(me->addr, sizeof(me->addr), "%s", service_addr);
+    key_fmt(me, me->service_key, "%s", FP_ETCD_SERVICE_KEY);
+    keeper_timeout = me->ttl_ms / 3 < FP_ETCD_TIMEOUT_MS ? me->ttl_ms / 3 : FP_ETCD_TIMEOUT_MS;
+    if (keeper_timeout < KEEPER_MIN_MS)
+        keeper_timeout = KEEPER_MIN_MS;
+    status = fp_etcd_open(url, 0, log, &me->etcd);
+    if (status == FP_OK)
+        status = fp_etcd_open(url, keeper_timeout, log, &me->keeper_etcd);
+    if (status == FP_OK)
+        status = service_take(me);
+    if (status == FP_OK)
+        status = orphans_drop(me);
+    if (status != FP_OK)
+        goto err_free;
+    if (pthread_mutex_init(&me->lock, NULL) != 0) {
+        status = FP_ERR_NO_MEMORY;
+        goto err_free;
+    }
+    {
+        pthread_condattr_t attr;
+
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        if (pthread_cond_init(&me->cond, &attr) != 0) {
+            pthread_condattr_destroy(&attr);
+            pthread_mutex_destroy(&me->lock);
+            status = FP_ERR_NO_MEMORY;
+            goto err_free;
+        }
+        pthread_condattr_destroy(&attr);
+    }
+    if (pthread_create(&me->keeper, NULL, keeper_main, me) != 0) {
+        fp_error(log, "meta store %s: cannot start the lease keeper thread", url);
+        pthread_cond_destroy(&me->cond);
+        pthread_mutex_destroy(&me->lock);
+        status = FP_ERR_NO_MEMORY;
+        goto err_free;
+    }
+    me->keeper_started = true;
+    *store_p = &me->base;
+    return FP_OK;
+
+err_free:
+    me_free(me);
+    return status;
+}
