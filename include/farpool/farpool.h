@@ -38,7 +38,7 @@ extern "C" {
  * Within one MAJOR.MINOR the ABI only grows (symbols are versioned per
  * release, output structs are filled up to the size the caller passes).
  */
-#define FARPOOL_VERSION 200
+#define FARPOOL_VERSION 300
 
 /** The version of the library itself (as FARPOOL_VERSION). */
 FARPOOL_API unsigned farpool_version(void);
@@ -196,11 +196,15 @@ enum farpool_context_params_field {
     FARPOOL_CONTEXT_PARAM_READAHEAD = 1u << 4,   /* readahead */
     FARPOOL_CONTEXT_PARAM_PREFAULT = 1u << 5,    /* prefault */
     FARPOOL_CONTEXT_PARAM_LOG = 1u << 6,         /* log_level, log_func, log_arg */
+    FARPOOL_CONTEXT_PARAM_POOL = 1u << 7,        /* pool */
 };
 
 typedef struct farpool_context_params {
     uint64_t field_mask;
-    /** Memory nodes, "HOST:PORT" each. Required. Regions are placed on the first. */
+    /**
+     * Memory nodes, "HOST:PORT" each, used without a pool: regions are placed
+     * on the first. Either these or @pool is required.
+     */
     const char *const *nodes;
     size_t nnodes;
     /** Secret file. Default: $FARPOOL_SECRET_FILE, else none. */
@@ -239,6 +243,13 @@ typedef struct farpool_context_params {
     farpool_log_level_t log_level;
     farpool_log_func_t log_func;
     void *log_arg;
+    /**
+     * The pool, "farpool://HOST:PORT" (its metadata node, farpoold
+     * --meta-dir): regions are the pool's, their slabs spread over its
+     * members with replicas (docs/pool.md). Default, when neither this nor
+     * @nodes is set: $FARPOOL_POOL.
+     */
+    const char *pool;
 } farpool_context_params_t;
 
 /** Connect to the nodes. On FP_OK *@ctx_p is freed with farpool_context_destroy(). */
@@ -250,6 +261,21 @@ FARPOOL_API void farpool_context_destroy(farpool_context_t *ctx);
 
 /** Region flags. */
 #define FARPOOL_REGION_READONLY 0x1u /* map read-only (PROT_READ); nothing is written back */
+/**
+ * Creation (pool regions): map the region at the same virtual address in
+ * every process on every machine, chosen at creation and kept in the pool's
+ * metadata, so pointers stored inside it stay valid. farpool_map() fails
+ * with FP_ERR_IN_USE, and says which range, where the process has that range
+ * taken.
+ */
+#define FARPOOL_REGION_FIXED 0x2u
+/**
+ * Creation (pool regions): the region is not visible under its name (open
+ * and list do not find it) until farpool_region_publish(); if its creator
+ * goes away first, the pool deletes it. How `farpool put` leaves no half
+ * file behind.
+ */
+#define FARPOOL_REGION_UNPUBLISHED 0x4u
 
 /** Default granule: see docs/fault-engine.md for the measurement behind it. */
 #define FARPOOL_GRANULE_DEFAULT (64u << 10)
@@ -265,7 +291,71 @@ FARPOOL_API fp_status_t farpool_region_create(farpool_context_t *ctx, const char
                                               uint64_t size, uint32_t granule,
                                               farpool_region_t **region_p);
 
-/** Open an existing region. @flags: FARPOOL_REGION_READONLY or 0. */
+/** Which fields of farpool_region_params_t the caller has set. */
+enum farpool_region_params_field {
+    FARPOOL_REGION_PARAM_GRANULE = 1u << 0,  /* granule */
+    FARPOOL_REGION_PARAM_REPLICAS = 1u << 1, /* replicas */
+    FARPOOL_REGION_PARAM_FLAGS = 1u << 2,    /* flags */
+};
+
+/** Parameters of farpool_region_create_ex(). Fields not in field_mask take their defaults. */
+typedef struct farpool_region_params {
+    uint64_t field_mask;
+    /** Bytes per block, a power of two from 4 KiB to 2 MiB. Default FARPOOL_GRANULE_DEFAULT. */
+    uint32_t granule;
+    /**
+     * Copies of each slab, on distinct nodes (pool regions; 1 to 4). Default:
+     * the pool's, 2 when it has two members or more, else 1.
+     */
+    uint32_t replicas;
+    /** FARPOOL_REGION_FIXED, FARPOOL_REGION_UNPUBLISHED. Default 0. */
+    uint32_t flags;
+} farpool_region_params_t;
+
+/**
+ * farpool_region_create() with parameters. In a pool the creator holds the
+ * region's writer lease until it closes it (see farpool_region_open()).
+ * FP_ERR_NO_SPACE (and a log line saying what is free) when the pool cannot
+ * hold @size bytes @replicas times; FP_ERR_INVALID_PARAM for replicas over
+ * the live members.
+ */
+FARPOOL_API fp_status_t farpool_region_create_ex(farpool_context_t *ctx, const char *name,
+                                                 uint64_t size,
+                                                 const farpool_region_params_t *params,
+                                                 farpool_region_t **region_p);
+
+/**
+ * Make an FARPOOL_REGION_UNPUBLISHED region visible under its name, with the
+ * BLAKE2b-256 @checksum of its content (32 bytes; NULL: none), which
+ * `farpool get` and `farpool verify` check. FP_ERR_EXISTS if the name was
+ * taken meanwhile.
+ */
+FARPOOL_API fp_status_t farpool_region_publish(farpool_region_t *region, const uint8_t *checksum);
+
+/** What farpool_region_info() says of a region. Fields are only ever appended. */
+typedef struct farpool_region_info {
+    uint64_t size;
+    uint32_t granule;
+    uint32_t replicas; /* copies of each slab (1 outside a pool) */
+    uint32_t flags;    /* FARPOOL_REGION_FIXED as created */
+    uint32_t has_checksum;
+    uint8_t checksum[32]; /* BLAKE2b-256 of the content, when has_checksum */
+    uint64_t fixed_addr;  /* FARPOOL_REGION_FIXED: where it is mapped; else 0 */
+    uint64_t created_ms;  /* when it was created, ms since the epoch (0: not known) */
+} farpool_region_info_t;
+
+/** Fill @info_p (of @info_size bytes: pass sizeof(farpool_region_info_t)). */
+FARPOOL_API fp_status_t farpool_region_info(farpool_region_t *region, farpool_region_info_t *info_p,
+                                            size_t info_size);
+
+/**
+ * Open an existing region. @flags: FARPOOL_REGION_READONLY or 0. In a pool,
+ * a region opened without FARPOOL_REGION_READONLY holds the writer lease:
+ * one writer at a time, and a second gets FP_ERR_IN_USE until the first
+ * closes it (or its process dies and the lease runs out). Any number may
+ * open it read-only at once; they see what the writer last synced before
+ * they opened it (docs/consistency.md).
+ */
 FARPOOL_API fp_status_t farpool_region_open(farpool_context_t *ctx, const char *name,
                                             uint32_t flags, farpool_region_t **region_p);
 
@@ -328,6 +418,27 @@ FARPOOL_API fp_status_t farpool_prefetch_wait(farpool_region_t *region);
  * again.
  */
 FARPOOL_API fp_status_t farpool_release(farpool_region_t *region, const void *addr, size_t len);
+
+/**
+ * Write @len bytes of @buf at @offset of @region straight to the memory nodes
+ * (every live copy of each slab), without mapping it: how `farpool put`
+ * fills a region, at the speed of the network. The region must be open for
+ * writing. It bypasses a mapping's cache: a mapping of the region in this
+ * or another process may keep older bytes cached (docs/consistency.md), so
+ * use one or the other for a region at a time. Returns once every live copy
+ * has the bytes; FP_ERR_OUT_OF_RANGE past the region's end; an error if no
+ * copy of some slab could be written.
+ */
+FARPOOL_API fp_status_t farpool_region_pwrite(farpool_region_t *region, const void *buf, size_t len,
+                                              uint64_t offset);
+
+/**
+ * Read @len bytes at @offset of @region into @buf straight from the memory
+ * nodes (one live copy of each slab, another if that fails), without mapping
+ * it. Never zeros in place of bytes that cannot be read: an error instead.
+ */
+FARPOOL_API fp_status_t farpool_region_pread(farpool_region_t *region, void *buf, size_t len,
+                                             uint64_t offset);
 
 /**
  * Counters of a mapped region since it was mapped. New fields are only ever

@@ -50,6 +50,8 @@ typedef struct fp_cache_params {
     uint64_t nblocks;
     uint64_t max_blocks; /* blocks the budget can hold: sizes the move backend's pool */
     bool readonly;
+    uint64_t fixed_addr; /* the application's view goes exactly here (FARPOOL_REGION_FIXED); 0:
+                            anywhere */
 } fp_cache_params_t;
 
 typedef struct fp_cache_ops {
@@ -103,6 +105,7 @@ typedef struct fp_cache_ops {
 struct fp_cache {
     const fp_cache_ops_t *ops;
     uint8_t *map; /* the application's view of the region */
+    int prot;     /* the view's protection, as mapped (mmap's PROT_*) */
     uint64_t map_size, granule, nblocks;
     bool readonly;
     const char *name;
@@ -139,5 +142,15 @@ bool fp_cache_advise_huge(void *addr, uint64_t len, bool huge);
  * MAP_FAILED on failure, errno set.
  */
 uint8_t *fp_cache_map_aligned(uint64_t len, int prot, int fd);
+
+/*
+ * The application's view of @p's region (p->map_size bytes): at
+ * p->fixed_addr if set, never replacing what is mapped there (MAP_FAILED
+ * with errno EEXIST if the range is taken), else as fp_cache_map_aligned().
+ */
+uint8_t *fp_cache_map_view(const fp_cache_params_t *p, int prot, int fd);
+
+/* The status and log line of a failed fp_cache_map_view() (errno says why). */
+fp_status_t fp_cache_view_failed(const fp_cache_params_t *p);
 
 #endif /* FP_CLIENT_CACHE_H */

@@ -170,9 +170,14 @@ static fp_status_t move_create(const fp_cache_params_t *p, fp_cache_t **cache_p)
         m->empty[m->nempty++] = m->nslots - 1 - s; /* slot 0 on top */
 
     status = FP_ERR_IO;
-    m->base.map = fp_cache_map_aligned(p->map_size, PROT_READ | PROT_WRITE, -1);
+    m->base.prot = PROT_READ | PROT_WRITE; /* see Read-only above */
+    m->base.map = fp_cache_map_view(p, m->base.prot, -1);
+    if (m->base.map == MAP_FAILED) {
+        status = fp_cache_view_failed(p);
+        goto err;
+    }
     m->pool = fp_cache_map_aligned(nslots * p->granule, PROT_READ | PROT_WRITE, -1);
-    if (m->base.map == MAP_FAILED || m->pool == MAP_FAILED) {
+    if (m->pool == MAP_FAILED) {
         fp_error(p->log, "region %s: mmap of %" PRIu64 " + %" PRIu64 " bytes: %s", p->name,
                  p->map_size, nslots * p->granule, strerror(errno));
         goto err;

@@ -87,10 +87,14 @@ static fp_status_t shmem_create(const fp_cache_params_t *p, fp_cache_t **cache_p
                  strerror(errno));
         goto err;
     }
-    s->base.map =
-        fp_cache_map_aligned(p->map_size, PROT_READ | (p->readonly ? 0 : PROT_WRITE), s->memfd);
+    s->base.prot = PROT_READ | (p->readonly ? 0 : PROT_WRITE);
+    s->base.map = fp_cache_map_view(p, s->base.prot, s->memfd);
+    if (s->base.map == MAP_FAILED) {
+        status = fp_cache_view_failed(p);
+        goto err;
+    }
     s->stage = fp_cache_map_aligned(p->map_size, PROT_READ | PROT_WRITE, s->memfd);
-    if (s->base.map == MAP_FAILED || s->stage == MAP_FAILED) {
+    if (s->stage == MAP_FAILED) {
         fp_error(p->log, "region %s: mmap of %" PRIu64 " bytes: %s", p->name, p->map_size,
                  strerror(errno));
         goto err;
@@ -214,6 +218,13 @@ static uint64_t shmem_fail(fp_cache_t *c, uint64_t b)
 {
     uint64_t freed = shmem_drop(c, b);
 
+    /* A block written back before was write-protected: the hole punch left a
+     * uffd-wp marker in each of its page table entries, which poison would
+     * take for a mapped page (EEXIST) and leave, so that the access faults
+     * again instead of getting SIGBUS. Clear them first. */
+    if (!c->readonly)
+        fp_uffd_unprotect(c->uffd, c->map + fp_cache_block_off(c, b), fp_cache_block_len(c, b),
+                          FP_UFFD_DONTWAKE);
     fp_uffd_poison(c->uffd, c->map + fp_cache_block_off(c, b), fp_cache_block_len(c, b));
     return freed;
 }

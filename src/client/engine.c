@@ -13,24 +13,57 @@
  * bytes are received from the socket straight into the memory that is then
  * mapped: no copy after the socket's.
  *
- * One thread serves the region. It sleeps in poll() on three descriptors,
- * the userfaultfd, the node connection and an eventfd (commands and hints
- * from the application, calls from the context's other regions), with a
- * timeout computed from its deadlines: the node's silence while transfers
- * are in flight, and a wait for other regions' memory. An idle mapped region
- * has no deadline and wakes for nothing. Each turn of the loop handles, in
- * order, faults (a thread waits on each), the transport's completions, then
- * what waits for them: fetches waiting for room, faults waiting for a slot,
- * hints, and the command in progress.
+ * One thread serves the region. It sleeps in poll() on the userfaultfd, an
+ * eventfd (commands and hints from the application, calls from the
+ * context's other regions) and the connection to each node that is up
+ * (engine_nodes.c), with a timeout computed from its deadlines: a node's
+ * silence while it has transfers in flight, and a wait for other regions'
+ * memory. An idle mapped region has no deadline and wakes for nothing. Each
+ * turn of the loop handles, in order, faults (a thread waits on each), the
+ * transports' completions, the nodes found broken or silent, then what
+ * waits for them: fetches to re-issue to another copy, fetches waiting for
+ * room, faults waiting for a slot, hints, and the command in progress.
  *
  * Nothing the loop does blocks: fetches, write-backs and the passes of sync
  * and release are asynchronous (engine_fetch.c, engine_writeback.c), and
  * whatever waits for one is resumed when it completes.
  *
- * Failure. A node that completes none of the transfers in flight for the
+ * Failure. A node that completes none of its transfers in flight for the
  * connection's timeout is given up: the connection is closed, which
- * completes every transfer with an error (blocks poisoned: SIGBUS and a log
- * line, never zeros), rather than leave the application waiting for ever.
+ * completes its transfers with an error, rather than leave the application
+ * waiting for ever. Fetches are then read from another copy of their block
+ * (engine_fetch.c); a block no copy can serve is poisoned (SIGBUS and a log
+ * line, never zeros).
+ *
+ * Fences (fp_engine_fence; the LD_PRELOAD shim's partial mappings of a
+ * file). A fenced block is never fetched: not by the read-ahead, nor a hint,
+ * nor anything else, and so never mapped into the view, whose range the
+ * fence makes PROT_NONE (the kernel moves and copies pages only between
+ * areas of the same protection). Who does what, given the threads:
+ *   - the fence bytes are written by the engine thread alone, in a fence
+ *     command, and that thread alone claims blocks for fetches
+ *     (fp_engine_fetch) and fills them: a fetch checks the fence when it
+ *     claims its block, when it is launched from the room queue or
+ *     re-issued to another copy, and when it lands, all on that thread, so
+ *     none of those can miss a fence set by an earlier command;
+ *   - fencing sets the bytes, then runs a release pass over the range
+ *     (HINTED given up, RESIDENT dropped, DIRTY written back and dropped,
+ *     in flight waited for: a fetch that lands fenced is dropped, not
+ *     mapped nor poisoned, the block ABSENT again). The command is answered
+ *     once every block of the range is ABSENT; only then does the calling
+ *     thread mprotect it PROT_NONE, so no page is ever moved or copied into
+ *     or out of an inaccessible range;
+ *   - opening first mprotects the range back to the view's protection from
+ *     the calling thread, then clears the bytes in a command: a block can
+ *     be fetched only once its range is accessible again;
+ *   - farpool_prefetch() runs in application threads and may move a fenced
+ *     block ABSENT -> HINTED (it skips those it sees fenced); the engine
+ *     gives such a hint up when it reaches it.
+ * A demand fault on a fenced block cannot come from a PROT_NONE range (the
+ * thread gets SIGSEGV first); one that does (the caller made the range
+ * accessible itself) gets SIGBUS and a log line, never zeros: the block is
+ * poisoned, and the poison is cleared when the block is opened, so that
+ * its next fault after that fetches it as usual.
  *
  * fork(): the backends' mappings are MADV_DONTFORK, so a child has no mapping
  * at the region's addresses (an access there is SIGSEGV) instead of a view of
@@ -46,6 +79,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -57,58 +91,14 @@ void fp_engine_wake_block(fp_engine_t *e, uint64_t b)
     fp_uffd_wake(&e->uffd, e->map + fp_engine_block_off(e, b), fp_engine_block_map_len(e, b));
 }
 
-void fp_engine_disconnect(fp_engine_t *e)
-{
-    fp_node_disconnect(e->node);
-    e->tp = NULL;
-}
-
-void fp_engine_flush(fp_engine_t *e)
-{
-    /* A broken connection is found, and handled, by the next progress. */
-    if (e->tp != NULL)
-        (void)fp_transport_flush(e->tp);
-}
-
-void fp_engine_progress(fp_engine_t *e)
-{
-    if (e->tp == NULL)
-        return;
-    if (fp_transport_progress(e->tp, 0, NULL) == FP_ERR_NOT_CONNECTED) {
-        /* Every transfer has completed with an error: their blocks are poisoned. */
-        fp_error(e->log, "region %s: lost the connection to node %s", e->name,
-                 fp_node_addr(e->node));
-        e->tp = NULL;
-    }
-}
-
-/* Nanoseconds the node may go without completing any of the transfers in flight. */
-static uint64_t silence_limit_ns(const fp_engine_t *e)
-{
-    return (uint64_t)fp_node_timeout_ms(e->node) * FP_NS_PER_MS;
-}
-
-/* Transfers are in flight and the node has completed none for its timeout: give it up. */
-static void check_silence(fp_engine_t *e)
-{
-    if (e->tp == NULL || e->nwire == 0 || fp_time_ns() - e->quiet_since < silence_limit_ns(e))
-        return;
-    fp_error(e->log, "region %s: node %s completed none of %u transfers in %d ms; disconnecting",
-             e->name, fp_node_addr(e->node), e->nwire, fp_node_timeout_ms(e->node));
-    e->silenced = true;
-    fp_engine_disconnect(e);
-    e->silenced = false;
-}
-
 /* Milliseconds poll() may sleep: until the next deadline; -1 if there is none. */
 static int wait_ms(const fp_engine_t *e)
 {
     uint64_t deadline = UINT64_MAX, now;
 
-    if (e->kick)
+    if (e->kick || e->retry_head != NULL)
         return 0;
-    if (e->tp != NULL && e->nwire > 0)
-        deadline = e->quiet_since + silence_limit_ns(e);
+    deadline = fp_engine_nodes_deadline(e);
     if (e->asked != 0 && e->room_head != NULL && e->ask_until_ns < deadline)
         deadline = e->ask_until_ns;
     if (deadline == UINT64_MAX)
@@ -134,6 +124,43 @@ static void cmd_answer(fp_engine_t *e, fp_status_t status)
     e->cmd = FP_CMD_NONE;
 }
 
+/* The blocks region bytes [off, off+len) touch, as [*first_p, *end_p). */
+static void block_range(const fp_engine_t *e, uint64_t off, uint64_t len, uint64_t *first_p,
+                        uint64_t *end_p)
+{
+    *first_p = off / e->granule;
+    *end_p = (off + len + e->granule - 1) / e->granule;
+}
+
+/* Fence the blocks of [off, off+len), then drop them (the release pass of cmd_step). */
+static void fence_start(fp_engine_t *e, uint64_t off, uint64_t len)
+{
+    uint64_t first, end;
+
+    block_range(e, off, len, &first, &end);
+    for (uint64_t b = first; b < end; b++)
+        if (!fp_engine_fenced(e, b))
+            atomic_store_explicit(&e->fence[b], FP_FENCE_ON, memory_order_relaxed);
+    fp_engine_release_start(e, first, end);
+}
+
+/* Open the blocks of [off, off+len) again, clearing the poison a fault on one left. */
+static void unfence(fp_engine_t *e, uint64_t off, uint64_t len)
+{
+    uint64_t first, end;
+
+    block_range(e, off, len, &first, &end);
+    for (uint64_t b = first; b < end; b++) {
+        /* Fenced blocks are ABSENT: nothing but the poison's markers is there to go. */
+        if (atomic_load_explicit(&e->fence[b], memory_order_relaxed) == FP_FENCE_POISONED &&
+            madvise(e->map + fp_engine_block_off(e, b), fp_engine_block_map_len(e, b),
+                    MADV_DONTNEED) != 0)
+            fp_error(e->log, "region %s: cannot clear the poison of block %" PRIu64 ": %s", e->name,
+                     b, strerror(errno));
+        atomic_store_explicit(&e->fence[b], FP_FENCE_OPEN, memory_order_relaxed);
+    }
+}
+
 /* Take a new command, if one was asked for. */
 static void cmd_take(fp_engine_t *e)
 {
@@ -156,6 +183,13 @@ static void cmd_take(fp_engine_t *e)
     case FP_CMD_RELEASE:
         fp_engine_release_start(e, off / e->granule, (off + len + e->granule - 1) / e->granule);
         break;
+    case FP_CMD_FENCE:
+        fence_start(e, off, len);
+        break;
+    case FP_CMD_UNFENCE:
+        unfence(e, off, len);
+        cmd_answer(e, FP_OK);
+        break;
     case FP_CMD_STOP:
         fp_engine_hints_cancel(e, 0, e->nblocks, true);
         fp_engine_sync_start(e);
@@ -177,14 +211,16 @@ static void cmd_step(fp_engine_t *e)
             cmd_answer(e, status);
         break;
     case FP_CMD_RELEASE:
+    case FP_CMD_FENCE:
         if (fp_engine_release_step(e, &status))
             cmd_answer(e, status);
         break;
     case FP_CMD_PREFETCH_WAIT:
         /* Every prefetch has landed, or what is left cannot be issued for want
          * of room (or of a node): either way, waiting longer changes nothing. */
-        if (e->nprefetch == 0 && (!fp_engine_hints_pending(e) || e->nfetch == 0 || e->tp == NULL))
-            cmd_answer(e, e->tp != NULL ? FP_OK : FP_ERR_NOT_CONNECTED);
+        if (e->nprefetch == 0 &&
+            (!fp_engine_hints_pending(e) || e->nfetch == 0 || !fp_engine_any_node(e)))
+            cmd_answer(e, fp_engine_any_node(e) ? FP_OK : FP_ERR_NOT_CONNECTED);
         break;
     case FP_CMD_STOP:
         /* Write back, then let every transfer in flight finish. */
@@ -218,8 +254,8 @@ static void *engine_thread(void *arg)
     uint64_t said_ns = 0;
 
     while (!e->stopping) {
-        struct pollfd pfd[3];
-        nfds_t n = 2;
+        struct pollfd *pfd = e->pfd;
+        nfds_t n;
         int rc;
 
         pfd[0].fd = e->wake_fd;
@@ -227,11 +263,7 @@ static void *engine_thread(void *arg)
         /* Faults kept for want of a slot: read no more until one frees. */
         pfd[1].fd = e->ndeferred == 0 ? e->uffd.fd : -1;
         pfd[1].events = POLLIN;
-        if (e->tp != NULL) {
-            pfd[2].fd = fp_transport_fd(e->tp);
-            pfd[2].events = POLLIN | (fp_transport_send_pending(e->tp) ? POLLOUT : 0);
-            n = 3;
-        }
+        n = 2 + fp_engine_nodes_poll(e);
         for (nfds_t i = 0; i < n; i++)
             pfd[i].revents = 0;
         rc = poll(pfd, n, wait_ms(e));
@@ -253,13 +285,17 @@ static void *engine_thread(void *arg)
          * between slices of a reply while more wait (fp_transport_interrupt_on). */
         if (pfd[1].revents & POLLIN)
             fp_engine_read_faults(e);
-        if (n == 3 && pfd[2].revents != 0)
-            fp_engine_progress(e);
-        check_silence(e);
+        /* (A new map adopted meanwhile moved the arrays, and kept what they held.) */
+        for (nfds_t i = 2; i < n; i++)
+            if (e->pfd[i].revents != 0)
+                fp_engine_node_progress(e, &e->nodes[e->pfd_node[i - 2]]);
+        /* Nodes found broken or silent: disconnected, their transfers failed. */
+        fp_engine_nodes_step(e);
         /* Then what waits on completions. One that frees a slot or ends a
          * transfer during these steps (a submit that fails at once) kicks:
          * the next turn does not sleep. */
         e->kick = false;
+        fp_engine_retry_step(e);
         fp_engine_room_retry(e);
         if (e->ndeferred > 0)
             fp_engine_read_faults(e);
@@ -317,7 +353,7 @@ static fp_status_t engine_map(fp_engine_t *e, const fp_engine_params_t *params)
     if (status != FP_OK)
         return status;
     /* A fault must not wait for all the replies a fast node has sent meanwhile. */
-    fp_transport_interrupt_on(e->tp, e->uffd.fd);
+    fp_engine_nodes_interrupt(e, e->uffd.fd);
     if (user_mode_only)
         fp_info(e->log,
                 "region %s: userfaultfd in user-mode-only mode: system calls that write into the "
@@ -336,9 +372,10 @@ static fp_status_t engine_map(fp_engine_t *e, const fp_engine_params_t *params)
     cp.nblocks = e->nblocks;
     cp.max_blocks = (e->budget->limit + e->granule - 1) / e->granule;
     cp.readonly = e->readonly;
+    cp.fixed_addr = e->rmap.fixed_addr;
     status = e->ops->create(&cp, &e->cache);
     if (status != FP_OK) {
-        fp_transport_interrupt_on(e->tp, -1);
+        fp_engine_nodes_interrupt(e, -1);
         fp_uffd_close(&e->uffd);
         return status;
     }
@@ -361,8 +398,7 @@ static void engine_unmap(fp_engine_t *e)
 {
     e->ops->destroy(e->cache);
     fp_engine_mem_add(e, -(int64_t)e->held);
-    if (e->tp != NULL)
-        fp_transport_interrupt_on(e->tp, -1); /* the descriptor is about to go */
+    fp_engine_nodes_interrupt(e, -1); /* the descriptor is about to go */
     fp_uffd_close(&e->uffd);
 }
 
@@ -371,41 +407,37 @@ fp_status_t fp_engine_start(const fp_engine_params_t *params, fp_engine_t **engi
     fp_engine_t *e;
     fp_status_t status;
 
+    if (params == NULL || params->map == NULL || engine_p == NULL || addr_p == NULL)
+        return FP_ERR_INVALID_PARAM;
     e = calloc(1, sizeof(*e));
     if (e == NULL)
         return FP_ERR_NO_MEMORY;
-    snprintf(e->name, sizeof(e->name), "%s", params->region_name);
+    snprintf(e->name, sizeof(e->name), "%s", params->map->name);
     e->log = params->log;
     e->readonly = params->readonly;
     e->readahead = params->readahead;
     e->budget = params->budget;
     e->uffd.fd = e->wake_fd = -1;
 
-    status = farpool_node_connect(params->node_addr, params->np, &e->node);
+    status = fp_engine_nodes_start(e, params);
     if (status != FP_OK)
         goto err_free;
-    status = fp_region_meta_open(e->node, params->region_name, &e->info);
-    if (status != FP_OK) {
-        fp_error(e->log, "region %s: cannot open on node %s: %s", e->name, params->node_addr,
-                 fp_status_string(status));
-        goto err_close_node;
-    }
-    e->tp = fp_node_transport(e->node);
-    e->size = e->info.size;
-    e->granule = e->info.granule;
+    e->size = e->rmap.size;
+    e->granule = e->rmap.granule;
     e->map_size = (e->size + FP_ENGINE_PAGE - 1) & ~(uint64_t)(FP_ENGINE_PAGE - 1);
     e->nblocks = (e->size + e->granule - 1) / e->granule;
     status = fp_block_table_create(e->nblocks, &e->blocks);
     if (status != FP_OK)
-        goto err_info;
+        goto err_nodes;
     e->pf = calloc(e->nblocks, 1);
-    if (e->pf == NULL) {
+    e->fence = calloc(e->nblocks, sizeof(*e->fence));
+    if (e->pf == NULL || e->fence == NULL) {
         status = FP_ERR_NO_MEMORY;
         goto err_blocks;
     }
     fp_prefetch_init(&e->trend, FP_ENGINE_WINDOW_MAX);
     fp_engine_ios_init(e);
-    status = fp_stats_publish(e->log, e->name, params->node_addr, e->size, e->granule,
+    status = fp_stats_publish(e->log, e->name, e->rmap.nodes[0], e->size, e->granule,
                               e->budget->limit, &e->st);
     if (status != FP_OK)
         goto err_pf;
@@ -441,13 +473,12 @@ err_wake:
 err_stats:
     fp_stats_unpublish(e->st);
 err_pf:
+    free(e->fence);
     free(e->pf);
 err_blocks:
     fp_block_table_destroy(e->blocks);
-err_info:
-    fp_region_info_cleanup(&e->info);
-err_close_node:
-    farpool_node_close(e->node);
+err_nodes:
+    fp_engine_nodes_stop(e);
 err_free:
     free(e);
     return status;
@@ -487,9 +518,9 @@ fp_status_t fp_engine_stop(fp_engine_t *e, bool force)
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     fp_block_table_destroy(e->blocks);
+    free(e->fence);
     free(e->pf);
-    fp_region_info_cleanup(&e->info);
-    farpool_node_close(e->node);
+    fp_engine_nodes_stop(e);
     free(e);
     return status;
 }
@@ -507,4 +538,34 @@ fp_status_t fp_engine_prefetch_wait(fp_engine_t *e)
 fp_status_t fp_engine_release(fp_engine_t *e, uint64_t off, uint64_t len)
 {
     return engine_command(e, FP_CMD_RELEASE, off, len);
+}
+
+fp_status_t fp_engine_fence(fp_engine_t *e, uint64_t off, uint64_t len, bool fenced)
+{
+    uint64_t first, end, bytes;
+    fp_status_t status = FP_OK;
+    uint8_t *addr;
+
+    if (off > e->map_size || len > e->map_size - off)
+        return FP_ERR_OUT_OF_RANGE;
+    block_range(e, off, len, &first, &end);
+    if (first == end)
+        return FP_OK;
+    addr = e->map + fp_engine_block_off(e, first);
+    bytes = fp_engine_block_off(e, end - 1) + fp_engine_block_map_len(e, end - 1) -
+            fp_engine_block_off(e, first);
+    /* The order is what makes it safe (Fences above): no block is in the cache
+     * or in flight while its range is inaccessible. */
+    if (fenced)
+        status = engine_command(e, FP_CMD_FENCE, off, len);
+    if (mprotect(addr, bytes, fenced ? PROT_NONE : e->cache->prot) != 0) {
+        fp_error(e->log, "region %s: mprotect of +%" PRIu64 " (%" PRIu64 " bytes): %s", e->name,
+                 (uint64_t)(addr - e->map), bytes, strerror(errno));
+        if (!fenced)
+            return FP_ERR_IO; /* stays fenced: its range would not take its pages */
+        status = FP_ERR_IO;
+    }
+    if (!fenced)
+        status = engine_command(e, FP_CMD_UNFENCE, off, len);
+    return status;
 }

@@ -108,7 +108,8 @@ fp_engine_room_t fp_engine_make_room(fp_engine_t *e, unsigned flags)
         fp_block_state_t was;
         bool picked;
 
-        if (e->ops->has_spare(e->cache) || fp_budget_fits(e->budget, e->granule) || e->tp == NULL) {
+        if (e->ops->has_spare(e->cache) || fp_budget_fits(e->budget, e->granule) ||
+            !fp_engine_any_node(e)) {
             /* (Without a node the fetch fails at once: no room needed.) */
             ask_done(e, true);
             return FP_ROOM_OK;

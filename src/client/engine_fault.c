@@ -202,10 +202,13 @@ static bool handle_fault(fp_engine_t *e, const struct uffd_msg *msg)
                         true);
         } else if (state == FP_BLOCK_ABSENT) {
             /* Dropped between the fault and now: fetch it as a miss. */
-            if (fp_engine_fetch(e, b, off, 0) == FP_FETCH_DEFERRED)
+            fp_engine_fetch_t r = fp_engine_fetch(e, b, off, 0);
+
+            if (r == FP_FETCH_DEFERRED)
                 return false;
             fp_engine_count(e, &e->st->faults, 1);
-            fp_engine_note_access(e, b);
+            if (r != FP_FETCH_FENCED)
+                fp_engine_note_access(e, b);
         }
         return true; /* FETCHING: woken when its bytes are mapped */
     }

@@ -25,6 +25,9 @@
  * when the stream reaches a batch's marker, the batch counts as used (its
  * blocks ahead of the marker included, as Linux counts a window it entered);
  * one dropped before that counts as wasted and halves the window.
+ *
+ * Fences (engine.c): a fenced block is not hinted, and a stream that
+ * reaches one stops reading ahead there.
  */
 #include <inttypes.h>
 #include <unistd.h>
@@ -41,7 +44,8 @@ fp_status_t fp_engine_prefetch(fp_engine_t *e, uint64_t off, uint64_t len)
     if (first == end)
         return FP_OK;
     for (uint64_t b = first; b < end; b++)
-        (void)fp_block_hint(e->blocks, b); /* fails if cached or in flight already */
+        if (!fp_engine_fenced(e, b)) /* (one fenced meanwhile is given up by the engine) */
+            (void)fp_block_hint(e->blocks, b); /* fails if cached or in flight already */
     pthread_mutex_lock(&e->lock);
     while (e->nhints == FP_ENGINE_HINTS)
         pthread_cond_wait(&e->cond, &e->lock);
@@ -180,10 +184,14 @@ void fp_engine_note_access(fp_engine_t *e, uint64_t b)
     }
     n = fp_prefetch_plan(&e->trend, b, trend, e->nblocks, extra, plan, 2 * FP_ENGINE_WINDOW_MAX);
     for (unsigned i = 0; i < n; i++) {
+        fp_engine_fetch_t r;
+
         if (fp_block_state(e->blocks, plan[i]) != FP_BLOCK_ABSENT)
             continue;
-        if (fp_engine_fetch(e, plan[i], 0, FP_IO_PREFETCH | (first ? FP_IO_MARKER : 0)) !=
-            FP_FETCH_STARTED) {
+        r = fp_engine_fetch(e, plan[i], 0, FP_IO_PREFETCH | (first ? FP_IO_MARKER : 0));
+        if (r == FP_FETCH_FENCED)
+            return; /* the stream reached a fence (the end of what the program mapped) */
+        if (r != FP_FETCH_STARTED) {
             /* No room or slot for the rest now: the stream must still be seen
              * again before it runs out of what was read ahead. */
             if (extra > 0 || !first)

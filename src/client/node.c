@@ -131,6 +131,16 @@ static fp_status_t node_wait(farpool_node_t *node, const bool *done, uint64_t de
     return FP_OK;
 }
 
+uint64_t fp_node_id(const farpool_node_t *node)
+{
+    return node->node_id;
+}
+
+uint64_t fp_node_slab_size(const farpool_node_t *node)
+{
+    return node->slab_size;
+}
+
 /* One request, one reply. */
 fp_status_t fp_node_call(farpool_node_t *node, uint8_t op, const void *payload, size_t len,
                          void *rsp, size_t rsp_cap, uint32_t *rsp_len_p)

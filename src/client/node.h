@@ -30,6 +30,10 @@ int fp_node_timeout_ms(const farpool_node_t *node);
 /* The node's address as given to farpool_node_connect(). */
 const char *fp_node_addr(const farpool_node_t *node);
 
+/* The node id and slab size the node said in its HELLO. */
+uint64_t fp_node_id(const farpool_node_t *node);
+uint64_t fp_node_slab_size(const farpool_node_t *node);
+
 /* One blocking control request: send @len payload bytes, receive up to @rsp_cap. */
 fp_status_t fp_node_call(farpool_node_t *node, uint8_t op, const void *payload, size_t len,
                          void *rsp, size_t rsp_cap, uint32_t *rsp_len_p);

@@ -10,28 +10,13 @@
  */
 #include "region_meta.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "node.h"
 
 #include "proto/proto.h"
-
-/* Copy @name into @out if it is a valid region name. */
-static fp_status_t name_set(const char *name, fp_proto_region_name_t *out)
-{
-    size_t len;
-
-    if (name == NULL)
-        return FP_ERR_INVALID_PARAM;
-    len = strnlen(name, FP_PROTO_REGION_NAME_MAX + 1);
-    if (!fp_proto_region_name_valid(name, len))
-        return FP_ERR_INVALID_PARAM;
-    out->len = (uint16_t)len;
-    memcpy(out->text, name, len);
-    out->text[len] = '\0';
-    return FP_OK;
-}
 
 /*
  * Send @op (@len payload bytes), expect a region description back (*@rep_p),
@@ -105,7 +90,7 @@ fp_status_t fp_region_meta_create(farpool_node_t *node, const char *name, uint64
 
     if (node == NULL || info_p == NULL || size == 0 || !fp_proto_region_granule_valid(granule))
         return FP_ERR_INVALID_PARAM;
-    status = name_set(name, &req.name);
+    status = fp_proto_region_name_set(name, &req.name);
     if (status != FP_OK)
         return status;
     req.size = size;
@@ -134,7 +119,7 @@ fp_status_t fp_region_meta_open(farpool_node_t *node, const char *name, fp_regio
 
     if (node == NULL || info_p == NULL)
         return FP_ERR_INVALID_PARAM;
-    status = name_set(name, &req);
+    status = fp_proto_region_name_set(name, &req);
     if (status != FP_OK)
         return status;
     len = fp_proto_region_name_req_encode(&req, buf);
@@ -154,7 +139,7 @@ fp_status_t fp_region_meta_delete(farpool_node_t *node, const char *name)
 
     if (node == NULL)
         return FP_ERR_INVALID_PARAM;
-    status = name_set(name, &req);
+    status = fp_proto_region_name_set(name, &req);
     if (status != FP_OK)
         return status;
     len = fp_proto_region_name_req_encode(&req, buf);
@@ -167,4 +152,29 @@ void fp_region_info_cleanup(fp_region_info_t *info)
         return;
     free(info->slabs);
     memset(info, 0, sizeof(*info));
+}
+
+fp_status_t fp_region_map_from_info(const fp_region_info_t *info, const char *name,
+                                    const char *node_addr, fp_region_map_t *map_p)
+{
+    fp_region_map_t m;
+    fp_status_t status;
+
+    if (info == NULL || name == NULL || node_addr == NULL || map_p == NULL ||
+        strlen(name) > FP_PROTO_REGION_NAME_MAX || strlen(node_addr) >= FP_MAP_ADDR_MAX)
+        return FP_ERR_INVALID_PARAM;
+    memset(&m, 0, sizeof(m));
+    status = fp_region_map_alloc(&m, 1, info->nslabs, 1);
+    if (status != FP_OK)
+        return status;
+    snprintf(m.name, sizeof(m.name), "%s", name);
+    m.size = info->size;
+    m.granule = info->granule;
+    m.slab_size = info->slab_size;
+    m.by_key = false;
+    snprintf(m.nodes[0], sizeof(m.nodes[0]), "%s", node_addr);
+    for (uint32_t i = 0; i < info->nslabs; i++)
+        m.replica[i] = (fp_map_replica_t){0, info->slabs[i]};
+    *map_p = m;
+    return FP_OK;
 }

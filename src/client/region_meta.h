@@ -17,6 +17,8 @@
 
 #include <farpool/farpool.h>
 
+#include "region_map.h"
+
 #define FP_REGION_NAME_MAX 255
 
 typedef struct fp_region_info {
@@ -44,5 +46,13 @@ fp_status_t fp_region_meta_open(farpool_node_t *node, const char *name, fp_regio
 fp_status_t fp_region_meta_delete(farpool_node_t *node, const char *name);
 
 void fp_region_info_cleanup(fp_region_info_t *info);
+
+/*
+ * The map of region @name, described by @info, of the node at @node_addr: one
+ * node, one copy of each slab, opened by name (by_key false). *@map_p is
+ * freed with fp_region_map_cleanup().
+ */
+fp_status_t fp_region_map_from_info(const fp_region_info_t *info, const char *name,
+                                    const char *node_addr, fp_region_map_t *map_p);
 
 #endif /* FP_CLIENT_REGION_META_H */
