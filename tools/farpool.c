@@ -20,7 +20,19 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: farpool COMMAND [OPTIONS]\n"
             "Use the memory of other machines as a pool.\n\n"
-            "Commands:\n"
+            "Files in the pool (--pool farpool://HOST:PORT, default $FARPOOL_POOL):\n"
+            "  put FILE NAME [--replicas N] [--granule SIZE] [--force] [--quiet]\n"
+            "                                       store FILE as region NAME, with a checksum\n"
+            "  get NAME FILE [--quiet]              copy region NAME into FILE, checked\n"
+            "  cat NAME [--quiet]                   region NAME to standard output, checked\n"
+            "  verify NAME [--json] [--quiet]       check every copy of every slab of NAME\n"
+            "  ls [--all] [--json]                  list the regions\n"
+            "  rm NAME                              delete region NAME\n"
+            "  status --pool URL [--json]           members, regions and totals of the pool\n"
+            "  node drain ADDR [--no-wait]          move a member's slabs to the others\n"
+            "  run --map GLOB[=REGION]... -- CMD    run CMD with its mmaps of GLOB's files\n"
+            "                                       served from the pool (docs/preload.md)\n\n"
+            "Nodes and this machine:\n"
             "  status --node ADDR:PORT [--json]     show a memory node's capacity and use\n"
             "  status --clients [--json]            regions mapped by programs here\n"
             "  bench rw --node ADDR:PORT [--size S] write, read back and verify S bytes\n"
@@ -110,6 +122,16 @@ static int cli_bench(int argc, char **argv)
     return CLI_EXIT_FAILURE;
 }
 
+/* The subcommands, each in its own cmd_*.c. */
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"status", cli_status}, {"put", cli_put},       {"get", cli_get},
+    {"cat", cli_cat},       {"verify", cli_verify}, {"ls", cli_ls},
+    {"rm", cli_rm},         {"node", cli_node},     {"run", cli_run},
+};
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -126,8 +148,9 @@ int main(int argc, char **argv)
                FARPOOL_VERSION % 100);
         return CLI_EXIT_OK;
     }
-    if (strcmp(argv[1], "status") == 0)
-        return cli_status(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
     return cli_usage_error("", "unknown command '%s'", argv[1]);
