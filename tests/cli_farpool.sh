@@ -26,64 +26,11 @@ for tool in timeout python3; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not found"; exit 77; }
 done
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cli_farpool.XXXXXX")
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+CLI_NAME=cli_farpool
+. "$(dirname "$0")/common/cli.sh"
 
 # The tool reads these; start from a clean environment.
 unset FARPOOL_SECRET_FILE FARPOOL_LOG_LEVEL
-
-FAILS=0
-CHECKS=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILS=$((FAILS + 1))
-}
-ok() {
-    CHECKS=$((CHECKS + 1))
-}
-
-# run NAME CMD...: run under timeout, keep stdout/stderr in $TMP/NAME.{out,err};
-# sets $RC and $MS (wall-clock milliseconds).
-run() {
-    local name=$1 t0
-    shift
-    t0=$(date +%s%N)
-    timeout "$T" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null
-    RC=$?
-    MS=$((($(date +%s%N) - t0) / 1000000))
-}
-
-# expect CODE NAME CMD...: the command exits with CODE; for 1 and 2 it says
-# why on stderr and prints nothing on stdout.
-expect() {
-    local code=$1 name=$2
-    shift 2
-    run "$name" "$@"
-    if [ "$RC" -ne "$code" ]; then
-        fail "$name: '$*' exited $RC, expected $code"
-        sed 's/^/    stderr: /' "$TMP/$name.err" | head -5 >&2
-        return 1
-    fi
-    if [ "$code" -ne 0 ]; then
-        if [ ! -s "$TMP/$name.err" ]; then
-            fail "$name: exit $code without a message on stderr"
-            return 1
-        fi
-        if [ -s "$TMP/$name.out" ]; then
-            fail "$name: a failure printed on stdout: $(head -c 200 "$TMP/$name.out")"
-            return 1
-        fi
-    fi
-    ok
-}
 
 # has NAME STREAM REGEX: out or err of NAME matches REGEX (grep -E).
 has() {
@@ -255,9 +202,4 @@ FARPOOL_SECRET_FILE="$TMP/missing" expect 1 secret_env_missing "$FARPOOL" status
 FARPOOL_SECRET_FILE="$SECRET" expect 0 secret_json "$FARPOOL" status --node "$SNODE" --json
 timeout "$T" python3 -c 'import json, sys; json.load(sys.stdin)' <"$TMP/secret_json.out" && ok || fail "status --json with a secret is not valid JSON"
 
-if [ "$FAILS" -ne 0 ]; then
-    echo "cli_farpool: $FAILS of $((CHECKS + FAILS)) checks failed" >&2
-    exit 1
-fi
-echo "cli_farpool: all $CHECKS checks passed"
-exit 0
+finish

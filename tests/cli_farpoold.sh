@@ -23,89 +23,12 @@ for tool in timeout python3; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not found"; exit 77; }
 done
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cli_farpoold.XXXXXX")
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+CLI_NAME=cli_farpoold
+. "$(dirname "$0")/common/cli.sh"
 
-FAILS=0
-CHECKS=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILS=$((FAILS + 1))
-}
-ok() {
-    CHECKS=$((CHECKS + 1))
-}
-
-# run NAME CMD...: run under timeout, keep stdout/stderr in $TMP/NAME.{out,err}, set $RC.
-run() {
-    local name=$1
-    shift
-    timeout "$T" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null
-    RC=$?
-}
-
-# expect CODE NAME CMD...: the command exits with CODE. For CODE 1 and 2,
-# stderr must say something and stdout must be empty.
-expect() {
-    local code=$1 name=$2
-    shift 2
-    run "$name" "$@"
-    if [ "$RC" -ne "$code" ]; then
-        fail "$name: '$*' exited $RC, expected $code"
-        sed 's/^/    stderr: /' "$TMP/$name.err" | head -5 >&2
-        return 1
-    fi
-    if [ "$code" -ne 0 ]; then
-        if [ ! -s "$TMP/$name.err" ]; then
-            fail "$name: exit $code without a message on stderr"
-            return 1
-        fi
-        if [ -s "$TMP/$name.out" ]; then
-            fail "$name: a failure printed on stdout: $(head -c 200 "$TMP/$name.out")"
-            return 1
-        fi
-    fi
-    ok
-}
-
-# stderr_has NAME REGEX: the stderr of NAME matches REGEX (grep -E, case-insensitive).
-stderr_has() {
-    if grep -Eqi -- "$2" "$TMP/$1.err"; then ok; else
-        fail "$1: stderr does not match /$2/: $(head -c 300 "$TMP/$1.err")"
-    fi
-}
-
-# start NAME ARGS...: run farpoold in the background with --port-file
-# $TMP/NAME.port and log in $TMP/NAME.log; sets $PID. Returns 1 if no port
-# file appears within $T seconds.
+# start NAME ARGS...: farpoold ARGS in the background (common/cli.sh); sets $PID.
 start() {
-    local name=$1
-    shift
-    rm -f "$TMP/$name.port"
-    setpriv --pdeathsig KILL "$FARPOOLD" --port-file "$TMP/$name.port" "$@" >"$TMP/$name.log" 2>&1 </dev/null &
-    PID=$!
-    PIDS+=("$PID")
-    for _ in $(seq 1 $((T * 20))); do
-        if [ -s "$TMP/$name.port" ] && grep -q $'\n' "$TMP/$name.port" 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$PID" 2>/dev/null; then
-            fail "$name: farpoold $* exited before listening"
-            sed 's/^/    log: /' "$TMP/$name.log" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-    fail "$name: farpoold $* wrote no port file in ${T}s"
-    return 1
+    start_farpoold "$@"
 }
 
 # stop PID SIGNAL NAME: send SIGNAL and wait up to $T seconds; sets $RC.
@@ -220,9 +143,4 @@ if timeout "$T" python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s
     fi
 fi
 
-if [ "$FAILS" -ne 0 ]; then
-    echo "cli_farpoold: $FAILS of $((CHECKS + FAILS)) checks failed" >&2
-    exit 1
-fi
-echo "cli_farpoold: all $CHECKS checks passed"
-exit 0
+finish

@@ -22,14 +22,17 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <farpool/farpool.h>
 
+#include "client/context_int.h"
 #include "client/uffd.h"
 #include "common/daemon.h"
 #include "common/pattern.h"
@@ -618,6 +621,79 @@ static void test_status_shows_running_client(void **state)
     assert_null(strstr(out, needle));
 }
 
+static sigjmp_buf fence_jump;
+static volatile sig_atomic_t fence_sig;
+
+static void fence_on_signal(int sig)
+{
+    fence_sig = sig;
+    siglongjmp(fence_jump, 1);
+}
+
+/* Read the byte at @p: 0 if it reads, else the signal it got. */
+static int read_signal(const volatile uint8_t *p)
+{
+    struct sigaction sa, old_segv, old_bus;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = fence_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    fence_sig = 0;
+    if (sigsetjmp(fence_jump, 1) == 0)
+        (void)*p;
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+    return (int)fence_sig;
+}
+
+/*
+ * The shim's fence (fp_region_fence, internal): the fenced blocks leave the
+ * cache and are never fetched, not by the read-ahead nor by a hint, and are
+ * PROT_NONE (SIGSEGV); a fault on one made accessible behind the fence's
+ * back gets SIGBUS; opened again, they read as the node has them (no stale
+ * poison).
+ */
+static void test_fence(void **state)
+{
+    const uint32_t granule = 64 << 10;
+    const uint64_t nblocks = 64, size = nblocks * granule, part = 16;
+    farpool_context_t *ctx = context_new(size / 4);
+    farpool_region_t *region;
+    farpool_stats_t st;
+    uint64_t fetched;
+    uint8_t *addr;
+
+    (void)state;
+    addr = filled_fresh(ctx, "fenced", size, granule, 21, &region);
+    /* The first blocks read, then everything after them fenced, resident blocks included. */
+    FP_PATTERN_ASSERT(addr, part * granule, 21, 0, 1);
+    assert_int_equal(
+        fp_region_fence(region, addr + (part / 2) * granule, size - (part / 2) * granule, true),
+        FP_OK);
+    assert_int_equal(read_signal(addr + part * granule), SIGSEGV);
+    assert_int_equal(read_signal(addr + (part / 2) * granule), SIGSEGV); /* was resident */
+    /* Hints and the read-ahead of a stream up to the fence fetch nothing behind it. */
+    FP_PATTERN_ASSERT(addr, (part / 2) * granule, 21, 0, 1);
+    assert_int_equal(farpool_prefetch(region, addr, size), FP_OK);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
+    fetched = st.blocks_fetched;
+    assert_true(fetched <= part + 32); /* the first part (and what it read ahead) only */
+    /* Made accessible behind the fence's back: SIGBUS, never zeros. */
+    assert_int_equal(mprotect(addr + part * granule, granule, PROT_READ | PROT_WRITE), 0);
+    assert_int_equal(read_signal(addr + part * granule), SIGBUS);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
+    assert_int_equal(st.blocks_fetched, fetched);
+    /* Opened: every byte as the node has it (the poisoned block's too). */
+    assert_int_equal(fp_region_fence(region, addr, size, false), FP_OK);
+    FP_PATTERN_ASSERT(addr, size, 21, 0, 1);
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "fenced"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest writable[] = {
@@ -631,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_release_writes_back),
         cmocka_unit_test(test_status_shows_running_client),
         cmocka_unit_test(test_prefetch_with_writes),
+        cmocka_unit_test(test_fence),
     };
     const struct CMUnitTest readonly[] = {
         cmocka_unit_test(test_sequential_scan),
@@ -641,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_hints_race_faults),
         cmocka_unit_test(test_status_shows_running_client),
+        cmocka_unit_test(test_fence),
     };
     fp_uffd_t uffd;
     int failed;
