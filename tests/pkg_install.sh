@@ -17,7 +17,9 @@
 #     `farpool bench moe --help` runs the installed farpool-bench (when the
 #     build has the benchmarks), or says it needs one and exits 1; no installed
 #     program has a path of the build tree among its constants;
-#   - pkg-config's version is the installed programs' and the library's.
+#   - pkg-config's version is the installed programs' and the library's;
+#   - the man pages are installed: farpool(1), farpoold(8), and a man3 page or
+#     alias for every FARPOOL_API function, which `man` finds in the prefix.
 #
 # Usage: bash pkg_install.sh BUILD_DIR SOURCE_DIR CC [CFLAGS]
 # CFLAGS: what the build's own objects need to link (a sanitizer's flags).
@@ -102,6 +104,28 @@ if grep -v '@@FARPOOL_[0-9.]*$' "$TMP/exported.raw" >"$TMP/unversioned"; then
     fail "symbols outside a FARPOOL_ version node: $(tr '\n' ' ' <"$TMP/unversioned")"
 fi
 [ -s "$TMP/declared" ] || fail "no FARPOOL_API declaration found in the installed headers"
+
+# --- man pages ---------------------------------------------------------------------
+# farpool(1), farpoold(8), libfarpool(3) and a man3 page (or `.so` alias) under
+# every FARPOOL_API function's name, which man finds in the prefix and formats
+# (an alias through the page it names).
+MANDIR=$PREFIX/share/man
+for f in man1/farpool.1 man8/farpoold.8 man3/libfarpool.3 $(sed 's|.*|man3/&.3|' "$TMP/declared"); do
+    [ -f "$MANDIR/$f" ] || fail "not installed: share/man/$f"
+done
+if command -v man >/dev/null; then
+    # man -w follows an alias to the page it names.
+    for fn in farpool_map farpool_unmap; do
+        page=$(MANPATH=$MANDIR timeout "$T" man -w "$fn" 2>&1)
+        [ "$page" = "$MANDIR/man3/farpool_map.3" ] || fail "man -w $fn in the prefix says '$page'"
+    done
+    MANPATH=$MANDIR MANWIDTH=80 timeout "$T" man farpool_unmap 2>"$TMP/man.err" |
+        sed 's/.\x08//g' | tr -s ' ' >"$TMP/man.out"
+    grep -q 'farpool_map, farpool_sync, farpool_unmap' "$TMP/man.out" && [ ! -s "$TMP/man.err" ] ||
+        fail "man farpool_unmap (installed) did not show farpool_map(3): $(head -3 "$TMP/man.err")"
+else
+    echo "note: no man: the installed pages are not looked up"
+fi
 
 # --- what the installed library holds: the client, not the server ------------------
 # syms FILE: the names of FILE's defined symbols, hidden ones too (its whole
@@ -197,6 +221,30 @@ if ! timeout "$T" "$PREFIX/bin/farpool" status --node "$NODE" >"$TMP/status.out"
     fail "farpool status --node $NODE: $(cat "$TMP/status.out")"
 elif ! grep -Eq '^used +0 ' "$TMP/status.out"; then
     fail "the node still holds memory after the example: $(grep '^used' "$TMP/status.out")"
+fi
+
+# --- the shim of `farpool run` ------------------------------------------------------
+# libfarpool-preload.so is installed beside libfarpool and exports the
+# interposed functions only (those src/preload/preload.map names); the installed farpool finds it (a program that
+# maps nothing runs as it is, and hears which --map matched nothing).
+SHIM=$LIBDIR/libfarpool-preload.so
+if [ ! -e "$SHIM" ]; then
+    fail "not installed: libfarpool-preload.so in $LIBDIR"
+else
+    nm -D --defined-only "$SHIM" | awk '$2 ~ /^[TDBRW]$/ { print $3 }' | sed 's/@.*//' | sort -u \
+        >"$TMP/shim_exported"
+    # The global names of its version script, exactly.
+    awk '/global:/ { on = 1; next } /local:/ { on = 0 } on && /;/ { gsub(/[ \t;]/, ""); print }' \
+        "$SRC/src/preload/preload.map" | sort -u >"$TMP/shim_expected"
+    [ "$(wc -l <"$TMP/shim_expected")" -ge 8 ] || fail "cannot read the shim's names from preload.map"
+    diff -u "$TMP/shim_expected" "$TMP/shim_exported" >"$TMP/shim.diff" ||
+        fail "libfarpool-preload.so exports other symbols than the interposed functions: $(tr '\n' ' ' <"$TMP/shim.diff")"
+    if [ -z "${4:-}" ]; then # a sanitized shim cannot be preloaded into sh
+        timeout "$T" "$PREFIX/bin/farpool" run --map '*/none' --pool farpool://127.0.0.1:1 -- \
+            sh -c 'printf "%s" "$LD_PRELOAD"' >"$TMP/run.ld" 2>"$TMP/run.ld.err"
+        [ "$(cat "$TMP/run.ld")" = "$(cd "$LIBDIR" && pwd -P)/libfarpool-preload.so" ] ||
+            fail "the installed farpool run preloads '$(cat "$TMP/run.ld")' ($(head -c 300 "$TMP/run.ld.err")), not $SHIM"
+    fi
 fi
 
 if [ "$FAILS" -ne 0 ]; then
