@@ -42,6 +42,43 @@ typedef struct bench_procs {
 
 static bench_procs_t procs = {-1, -1, "", ""};
 
+void bench_child_reset_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+int bench_wait_bounded(pid_t pid, unsigned ms)
+{
+    int st = -1;
+
+    for (unsigned waited = 0;; waited += 2) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+
+        if (r == pid)
+            return st;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (waited >= ms) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            return -1;
+        }
+        bench_sleep_ms(2);
+    }
+}
+
 void bench_sleep_ms(unsigned ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};

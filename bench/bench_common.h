@@ -57,6 +57,19 @@ void bench_cleanup(void);
 void bench_sleep_ms(unsigned ms);
 void bench_sleep_us(unsigned us);
 
+/* In a fresh child: default handling of the signals bench_init() caught, nothing blocked. */
+void bench_child_reset_signals(void);
+
+/* Wait for @pid up to @ms, then SIGKILL and reap it; its wait status, -1 if it was killed or lost.
+ */
+int bench_wait_bounded(pid_t pid, unsigned ms);
+
+/* The word the benchmarks fill page @page with (and check) for @seed. */
+static inline uint64_t bench_page_word(uint64_t seed, uint64_t page)
+{
+    return ((page + 1) * 0x9E3779B97F4A7C15ull) ^ seed;
+}
+
 /* ---- CPU placement ------------------------------------------------------- */
 
 /*

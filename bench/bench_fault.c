@@ -209,12 +209,6 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-/* The word the fill writes at the start of page @page; never zero. */
-static uint64_t page_word(uint64_t seed, uint64_t page)
-{
-    return ((page + 1) * 0x9E3779B97F4A7C15ull) ^ seed;
-}
-
 static fp_status_t context_new(const bench_t *b, uint64_t cache_bytes, bool prefault,
                                farpool_context_t **ctx_p)
 {
@@ -311,7 +305,7 @@ static fp_status_t region_fill(bench_t *b, bench_region_t *r)
         return status;
     t0 = fp_time_ns();
     for (uint64_t p = 0; p < pages; p++)
-        *(volatile uint64_t *)(m.addr + p * PAGE) = page_word(r->seed, p);
+        *(volatile uint64_t *)(m.addr + p * PAGE) = bench_page_word(r->seed, p);
     t1 = fp_time_ns();
     status = farpool_sync(m.region);
     t2 = fp_time_ns();
@@ -368,11 +362,11 @@ static void regions_delete(bench_t *b)
 
 static fp_status_t check_word(const bench_region_t *r, uint64_t page, uint64_t got)
 {
-    if (got == page_word(r->seed, page))
+    if (got == bench_page_word(r->seed, page))
         return FP_OK;
     fprintf(stderr, "%s: region %s page %llu reads %#llx, the fill wrote %#llx\n", bench_prog,
             r->name, (unsigned long long)page, (unsigned long long)got,
-            (unsigned long long)page_word(r->seed, page));
+            (unsigned long long)bench_page_word(r->seed, page));
     return FP_ERR_PROTOCOL;
 }
 
@@ -415,7 +409,7 @@ static fp_status_t seq_pass(const bench_t *b, const bench_region_t *r, map_mode_
     t0 = fp_time_ns();
     for (uint64_t p = 0; p < pages; p++) {
         uint64_t v = *(const volatile uint64_t *)(m.addr + p * PAGE);
-        if (v != page_word(r->seed, p) && bad_page == UINT64_MAX) {
+        if (v != bench_page_word(r->seed, p) && bad_page == UINT64_MAX) {
             bad_page = p;
             bad_word = v;
         }

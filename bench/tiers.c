@@ -184,12 +184,6 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-/* The word at the start of page @page; never zero. */
-static uint64_t page_word(uint64_t seed, uint64_t page)
-{
-    return ((page + 1) * 0x9E3779B97F4A7C15ull) ^ seed;
-}
-
 static void src_fill(tiers_t *t)
 {
     uint64_t *w = (uint64_t *)(void *)t->src, s = t->seed ^ 0x5DEECE66Dull;
@@ -197,12 +191,12 @@ static void src_fill(tiers_t *t)
     for (uint64_t i = 0; i < t->cfg.size / sizeof(uint64_t); i++)
         w[i] = rng_next(&s);
     for (uint64_t p = 0; p < t->cfg.size / PAGE; p++)
-        w[p * (PAGE / sizeof(uint64_t))] = page_word(t->seed, p);
+        w[p * (PAGE / sizeof(uint64_t))] = bench_page_word(t->seed, p);
 }
 
 static fp_status_t check_word(const tiers_t *t, const char *what, uint64_t off, const uint8_t *buf)
 {
-    uint64_t got, want = page_word(t->seed, off / PAGE);
+    uint64_t got, want = bench_page_word(t->seed, off / PAGE);
 
     memcpy(&got, buf, sizeof(got));
     if (got == want)

@@ -75,45 +75,6 @@ static void signals_block(sigset_t *old)
     sigprocmask(SIG_BLOCK, &set, old);
 }
 
-/* In a fresh child: default signal handling, nothing blocked. */
-static void child_reset_signals(void)
-{
-    struct sigaction sa;
-    sigset_t none;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* Wait for @pid up to @ms, then SIGKILL it; returns its wait status, -1 if lost. */
-static int wait_bounded(pid_t pid, unsigned ms)
-{
-    int st = -1;
-
-    for (unsigned waited = 0;; waited += 2) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-
-        if (r == pid)
-            return st;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (waited >= ms) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
-            return -1;
-        }
-        sleep_ms(2);
-    }
-}
-
 /*
  * Run ip(8) with @argv (argv[0] "ip", NULL-terminated), bounded by
  * IP_TIMEOUT_MS; with @quiet its output goes to /dev/null. Returns its exit
@@ -130,7 +91,7 @@ static int ip_exec(char *const *argv, bool quiet)
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        child_reset_signals();
+        bench_child_reset_signals();
         if (quiet) {
             int fd = open("/dev/null", O_WRONLY);
             if (fd >= 0) {
@@ -141,7 +102,7 @@ static int ip_exec(char *const *argv, bool quiet)
         execve(sys.ip, argv, environ);
         _exit(127);
     }
-    st = wait_bounded(pid, IP_TIMEOUT_MS);
+    st = bench_wait_bounded(pid, IP_TIMEOUT_MS);
     return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -186,7 +147,7 @@ static void sys_undo(void)
 
     if (pid > 0) {
         kill(pid, SIGTERM);
-        wait_bounded(pid, NODE_STOP_MS); /* SIGKILL after that; reaped either way */
+        bench_wait_bounded(pid, NODE_STOP_MS); /* SIGKILL after that; reaped either way */
         sys.node_pid = -1;
     }
     if (sys.veth_host[0] != '\0') {
@@ -604,7 +565,7 @@ fp_status_t tiers_netns_node_start(const tiers_netns_t *netns, const char *farpo
             sys.secret, "--capacity", (char *)capacity, "--log-level",     "warn",
             NULL};
 
-        child_reset_signals();
+        bench_child_reset_signals();
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* kept across both execs: ip, then farpoold */
         if (getppid() != parent)
             _exit(1);
