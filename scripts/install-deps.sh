@@ -9,8 +9,13 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config
     clang clang-format libclang-rt-14-dev
-    libsodium-dev libcmocka-dev
+    libsodium-dev libcmocka-dev libsqlite3-dev
+    libinih-dev libsystemd-dev
     libmemcached-dev memcached gnuplot-nox iproute2 procps
+    python3-numpy python3-torch sqlite3 stress-ng
+    man-db groff-base
+    libmicrohttpd-dev prometheus curl
+    etcd-server libcurl4-openssl-dev libjson-c-dev
 )
 
 missing=()
