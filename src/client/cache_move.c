@@ -438,7 +438,7 @@ static uint64_t move_fail(fp_cache_t *c, uint64_t b)
     }
     /* Without a slot the block was never bound (its bind failed): nothing was
      * counted for it, in either mode, so nothing goes back. */
-    fp_uffd_poison(c->uffd, block_addr(m, b), blen);
+    fp_uffd_poison(c->uffd, block_addr(m, b), blen, 0); /* read-only: no uffd-wp markers */
     return freed;
 }
 

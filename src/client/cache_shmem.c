@@ -219,13 +219,9 @@ static uint64_t shmem_fail(fp_cache_t *c, uint64_t b)
     uint64_t freed = shmem_drop(c, b);
 
     /* A block written back before was write-protected: the hole punch left a
-     * uffd-wp marker in each of its page table entries, which poison would
-     * take for a mapped page (EEXIST) and leave, so that the access faults
-     * again instead of getting SIGBUS. Clear them first. */
-    if (!c->readonly)
-        fp_uffd_unprotect(c->uffd, c->map + fp_cache_block_off(c, b), fp_cache_block_len(c, b),
-                          FP_UFFD_DONTWAKE);
-    fp_uffd_poison(c->uffd, c->map + fp_cache_block_off(c, b), fp_cache_block_len(c, b));
+     * uffd-wp marker in each of its page table entries (cleared first). */
+    fp_uffd_poison(c->uffd, c->map + fp_cache_block_off(c, b), fp_cache_block_len(c, b),
+                   c->readonly ? 0 : FP_UFFD_CLEAR_WP);
     return freed;
 }
 

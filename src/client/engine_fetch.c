@@ -232,8 +232,11 @@ static void fence_fault(fp_engine_t *e, uint64_t b, uint64_t off)
                  e->name, off, b);
         atomic_store_explicit(&e->fence[b], FP_FENCE_POISONED, memory_order_relaxed);
     }
+    /* A fenced block holds no page; a writable one may hold the uffd-wp
+     * markers of pages it had before the fence, which poison would refuse. */
     (void)fp_uffd_poison(&e->uffd, e->map + fp_engine_block_off(e, b),
-                         fp_engine_block_map_len(e, b)); /* and wakes the thread */
+                         fp_engine_block_map_len(e, b),
+                         e->readonly ? 0 : FP_UFFD_CLEAR_WP); /* and wakes the thread */
 }
 
 /* A demand fetch has all its bytes: map what the head did not, and let its threads go. */

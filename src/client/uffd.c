@@ -200,9 +200,13 @@ fp_status_t fp_uffd_unprotect(const fp_uffd_t *u, void *addr, uint64_t len, unsi
                         flags & FP_UFFD_DONTWAKE ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE : 0);
 }
 
-fp_status_t fp_uffd_poison(const fp_uffd_t *u, void *addr, uint64_t len)
+fp_status_t fp_uffd_poison(const fp_uffd_t *u, void *addr, uint64_t len, unsigned flags)
 {
     struct uffdio_poison p;
+
+    if ((flags & FP_UFFD_CLEAR_WP) &&
+        writeprotect(u, addr, len, UFFDIO_WRITEPROTECT_MODE_DONTWAKE) != FP_OK)
+        return FP_ERR_IO;
 
     memset(&p, 0, sizeof(p));
     p.range.start = (uintptr_t)addr;

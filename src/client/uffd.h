@@ -92,6 +92,7 @@ void fp_uffd_close(fp_uffd_t *uffd);
 enum fp_uffd_flags {
     FP_UFFD_PROTECT = 1u << 0,  /* map the pages write-protected */
     FP_UFFD_DONTWAKE = 1u << 1, /* leave the threads waiting on the range asleep */
+    FP_UFFD_CLEAR_WP = 1u << 2, /* fp_uffd_poison: clear uffd-wp markers first */
 };
 
 /* Register [addr, addr+len) for the faults in @modes (FP_UFFD_* ORed). */
@@ -118,8 +119,15 @@ fp_status_t fp_uffd_protect(const fp_uffd_t *u, void *addr, uint64_t len);
 /* Lift write protection and wake the writers waiting; @flags: FP_UFFD_DONTWAKE. */
 fp_status_t fp_uffd_unprotect(const fp_uffd_t *u, void *addr, uint64_t len, unsigned flags);
 
-/* Mark the range poisoned: an access raises SIGBUS. Wakes waiters. */
-fp_status_t fp_uffd_poison(const fp_uffd_t *u, void *addr, uint64_t len);
+/*
+ * Mark the range poisoned: an access raises SIGBUS. Wakes waiters. Mapped
+ * pages keep their bytes. A write-protected page zapped from a shmem range
+ * leaves a uffd-wp marker, which poison refuses as it refuses a page: with
+ * FP_UFFD_CLEAR_WP (a range registered for write-protect that holds no page
+ * the caller needs protected), the markers are cleared first, so that every
+ * access gets SIGBUS instead of faulting again and again.
+ */
+fp_status_t fp_uffd_poison(const fp_uffd_t *u, void *addr, uint64_t len, unsigned flags);
 
 /*
  * Move the anonymous pages of [src, src+len) to the empty range at @dst (both
