@@ -44,8 +44,10 @@
  * also requires P/service's create_revision to be the one this store
  * created, so a service whose lease expired (a pause, a partition) cannot
  * write after another has taken over; and once the keeper or such a
- * transaction finds the lease lost, the store is marked lost: an error is
- * logged and every later op returns FP_ERR_IO.
+ * transaction finds the lease lost, the store is marked lost: its changes
+ * are refused (FP_ERR_IO, logged) until it takes the service back, which it
+ * does only where no other service can have written meanwhile (regain()):
+ * an etcd restarted or a partition healed leaves the pool with its service.
  *
  * Thread safety: the store is used by one thread at a time (meta.h); the
  * keeper thread shares only the lost flag and its stop condition.
@@ -73,6 +75,7 @@
 #define CHUNK_OPS     100 /* replicas per transaction of a large region_add */
 #define TTL_MS_DEF    10000
 #define KEEPER_MIN_MS 100
+#define REGAIN_MS     1000 /* a lost store tries to take the service back this often */
 
 typedef struct meta_etcd {
     fp_meta_store_t base; /* first: the handle the callers hold */
@@ -86,8 +89,12 @@ typedef struct meta_etcd {
     int64_t service_rev; /* P/service's create_revision, ours */
     int ttl_ms;
     atomic_bool lost;
+    bool ousted;        /* another service wrote since: lost for good */
+    uint64_t regain_ms; /* when the store last tried to take the service back */
+    uint64_t said_ms;   /* when a refused change was last logged */
     pthread_t keeper;
     bool keeper_started;
+    bool sync_ready;      /* lock and cond initialized */
     pthread_mutex_t lock; /* guards stop */
     pthread_cond_t cond;
     bool stop;
@@ -351,15 +358,31 @@ static bool region_name_ok(const fp_meta_region_t *region)
 
 /* ---- fencing ---- */
 
-/* The op refused because the lease is lost; logged. */
-static fp_status_t lost_fail(const meta_etcd_t *me)
+static uint64_t mono_ms(void)
 {
-    fp_error(me->base.log,
-             "meta store %s: this farpoold is no longer the pool's metadata service (its lease "
-             "on %s was lost): the change is refused",
-             me->url, me->service_key);
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The op refused because the lease is lost; logged once a second at most. */
+static fp_status_t lost_fail(meta_etcd_t *me)
+{
+    uint64_t now = mono_ms();
+
+    if (now - me->said_ms >= 1000) {
+        me->said_ms = now;
+        fp_error(me->base.log,
+                 "meta store %s: this farpoold is %s the pool's metadata service (its lease "
+                 "on %s was lost%s): the change is refused",
+                 me->url, me->ousted ? "no longer" : "not now", me->service_key,
+                 me->ousted ? ", and another service wrote since" : "; taking it back");
+    }
     return FP_ERR_IO;
 }
+
+static fp_status_t regain(meta_etcd_t *me);
 
 /* The condition every write carries: P/service is still the key this store created. */
 static fp_etcd_cmp_t cmp_service(const meta_etcd_t *me)
@@ -405,7 +428,7 @@ static fp_status_t txn_run(meta_etcd_t *me, fp_etcd_cmp_t *cmps, size_t ncmps,
 {
     fp_status_t status;
 
-    if (atomic_load(&me->lost))
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
         return lost_fail(me);
     cmps[0] = cmp_service(me);
     status = fp_etcd_txn(me->etcd, cmps, ncmps, ops, nops, ok_p);
@@ -464,7 +487,7 @@ static fp_status_t list_read(meta_etcd_t *me, const char *dir, size_t elem, kv_d
     char *array = NULL;
     fp_status_t status;
 
-    if (atomic_load(&me->lost))
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
         return lost_fail(me);
     key_fmt(me, prefix, "%s/", dir);
     status = fp_etcd_range_prefix(me->etcd, prefix, false, &kvs, &count);
@@ -733,7 +756,7 @@ static fp_status_t etcd_region_add(fp_meta_store_t *store, fp_meta_region_t *reg
     status = replicas_distinct(me, replicas, nreplicas);
     if (status != FP_OK)
         return status;
-    if (atomic_load(&me->lost))
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
         return lost_fail(me);
     rec = *region;
     ready = rec.state == FP_META_REGION_READY;
@@ -855,7 +878,7 @@ static fp_status_t etcd_region_update(fp_meta_store_t *store, const fp_meta_regi
 
     if (region == NULL || region->id == 0 || !region_name_ok(region))
         return FP_ERR_INVALID_PARAM;
-    if (atomic_load(&me->lost))
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
         return lost_fail(me);
     ready = region->state == FP_META_REGION_READY;
     if (ready && !key_name(me, newkey, region->name))
@@ -923,7 +946,7 @@ static fp_status_t etcd_region_delete(fp_meta_store_t *store, uint64_t id)
     fp_status_t status;
     bool ok = false;
 
-    if (atomic_load(&me->lost))
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
         return lost_fail(me);
     key_region(me, key, id);
     key_replicas_of(me, rkey, id);
@@ -1076,7 +1099,7 @@ static fp_status_t etcd_value_get(fp_meta_store_t *store, const char *key, uint6
 
     if (key == NULL || value_p == NULL)
         return FP_ERR_INVALID_PARAM;
-    if (atomic_load(&me->lost))
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
         return lost_fail(me);
     if (!key_fmt(me, vkey, "values/%s", key))
         return FP_ERR_INVALID_PARAM;
@@ -1099,14 +1122,6 @@ static fp_status_t etcd_value_put(fp_meta_store_t *store, const char *key, uint6
 }
 
 /* ---- the lease keeper ---- */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Renew the lease every TTL/3 until told to stop or the lease is lost. */
 static void *keeper_main(void *arg)
@@ -1159,14 +1174,87 @@ static void *keeper_main(void *arg)
 
 /* ---- open and close ---- */
 
+static fp_status_t keeper_start(meta_etcd_t *me)
+{
+    me->stop = false;
+    if (pthread_create(&me->keeper, NULL, keeper_main, me) != 0) {
+        fp_error(me->base.log, "meta store %s: cannot start the lease keeper thread", me->url);
+        return FP_ERR_NO_MEMORY;
+    }
+    me->keeper_started = true;
+    return FP_OK;
+}
+
+/* Stop the keeper thread (which may have ended by itself, the lease lost). */
+static void keeper_stop(meta_etcd_t *me)
+{
+    if (!me->keeper_started)
+        return;
+    pthread_mutex_lock(&me->lock);
+    me->stop = true;
+    pthread_cond_signal(&me->cond);
+    pthread_mutex_unlock(&me->lock);
+    pthread_join(me->keeper, NULL);
+    me->keeper_started = false;
+}
+
+static fp_status_t service_take(meta_etcd_t *me);
+
+/*
+ * The store was found lost: its lease not renewed within the TTL (etcd was
+ * away, or this process paused) or gone. Take the service back, unless
+ * another service may have written meanwhile:
+ *   - P/service still ours: the lease outlived the outage (etcd renews every
+ *     lease when it starts again); renewed, and the keeper started again;
+ *   - P/service free, and the cluster's revision moved by at most its
+ *     deletion since this store's last answer: nothing else was written, so
+ *     what this service holds in memory is still the truth; the key is taken
+ *     again under a new lease;
+ *   - otherwise another service was here: the store stays lost for good.
+ * Tried at most once per REGAIN_MS. On the store's thread.
+ */
+static fp_status_t regain(meta_etcd_t *me)
+{
+    int64_t seen = fp_etcd_revision(me->etcd);
+    uint64_t now = mono_ms();
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status;
+
+    if (me->ousted || now - me->regain_ms < REGAIN_MS)
+        return FP_ERR_IO;
+    me->regain_ms = now;
+    keeper_stop(me);
+    status = fp_etcd_get(me->etcd, me->service_key, &kv);
+    if (status == FP_OK && kv.create_revision == me->service_rev) {
+        status = fp_etcd_lease_keepalive(me->etcd, me->lease, NULL);
+        if (status == FP_ERR_NO_ENTRY)
+            status = FP_ERR_IO; /* expiring just now: the next try finds the key free */
+    } else if (status == FP_ERR_NO_ENTRY && fp_etcd_revision(me->etcd) <= seen + 1) {
+        status = service_take(me);
+    } else if (status == FP_OK || status == FP_ERR_NO_ENTRY) {
+        me->ousted = true;
+        fp_error(me->base.log,
+                 "meta store %s: another metadata service wrote to the pool while this one "
+                 "was cut off (%s %s%s): this farpoold stays out; restart it to serve again",
+                 me->url, me->service_key, status == FP_OK ? "is held by " : "is free",
+                 status == FP_OK ? (const char *)kv.value : "");
+        status = FP_ERR_IO;
+    }
+    fp_etcd_kv_clear(&kv);
+    if (status == FP_OK)
+        status = keeper_start(me);
+    if (status != FP_OK)
+        return status;
+    atomic_store(&me->lost, false);
+    fp_info(me->base.log, "meta store %s: %s is the pool's metadata service again", me->url,
+            me->addr);
+    return FP_OK;
+}
+
 static void me_free(meta_etcd_t *me)
 {
-    if (me->keeper_started) {
-        pthread_mutex_lock(&me->lock);
-        me->stop = true;
-        pthread_cond_signal(&me->cond);
-        pthread_mutex_unlock(&me->lock);
-        pthread_join(me->keeper, NULL);
+    keeper_stop(me);
+    if (me->sync_ready) {
         pthread_cond_destroy(&me->cond);
         pthread_mutex_destroy(&me->lock);
     }
@@ -1343,14 +1431,10 @@ fp_status_t fp_meta_etcd_open(const char *url, const char *service_addr, int ttl
         }
         pthread_condattr_destroy(&attr);
     }
-    if (pthread_create(&me->keeper, NULL, keeper_main, me) != 0) {
-        fp_error(log, "meta store %s: cannot start the lease keeper thread", url);
-        pthread_cond_destroy(&me->cond);
-        pthread_mutex_destroy(&me->lock);
-        status = FP_ERR_NO_MEMORY;
+    me->sync_ready = true;
+    status = keeper_start(me);
+    if (status != FP_OK)
         goto err_free;
-    }
-    me->keeper_started = true;
     *store_p = &me->base;
     return FP_OK;
 

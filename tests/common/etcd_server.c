@@ -242,6 +242,26 @@ void fp_test_etcd_kill(fp_test_etcd_t *e)
     }
 }
 
+fp_status_t fp_test_etcd_restart(const char *name, fp_test_etcd_t *e)
+{
+    fp_status_t status;
+
+    if (e->pid > 0)
+        return FP_ERR_INVALID_PARAM;
+    e->pid = etcd_spawn(name, e);
+    if (e->pid < 0) {
+        fprintf(stderr, "etcd: fork: %s\n", strerror(errno));
+        return FP_ERR_IO;
+    }
+    registry_set(0, e->pid);
+    status = etcd_wait(e);
+    if (status != FP_OK) {
+        fprintf(stderr, "etcd: did not start again (%s)\n", fp_status_string(status));
+        log_dump(e);
+    }
+    return status;
+}
+
 void fp_test_etcd_stop(fp_test_etcd_t *e)
 {
     if (e->pid > 0) {

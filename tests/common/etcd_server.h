@@ -53,6 +53,12 @@ void fp_test_etcd_stop(fp_test_etcd_t *e);
 /* Kill it with SIGKILL and reap it, keeping its directory (a crash). */
 void fp_test_etcd_kill(fp_test_etcd_t *e);
 
+/*
+ * Start member @name of @e again after fp_test_etcd_kill(), on the same
+ * ports and data, and wait until it answers. FP_OK, else as fp_test_etcd_start.
+ */
+fp_status_t fp_test_etcd_restart(const char *name, fp_test_etcd_t *e);
+
 /* "etcd://ENDPOINT/PREFIX" into @out. */
 void fp_test_etcd_url(const fp_test_etcd_t *e, const char *prefix, char *out, size_t size);
 
