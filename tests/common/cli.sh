@@ -17,7 +17,8 @@
 #                 stderr (0 if none)
 #   start_farpoold NAME ARGS  farpoold ARGS --port-file $TMP/NAME.port in the
 #                 background, its log in $TMP/NAME.log; sets PID and ADDR;
-#                 returns 1 (a failed check) if it does not listen within $T s
+#                 returns 1 (a failed check) if it does not listen within $T s;
+#                 inside the network namespace $NODE_NETNS if that is set
 #   start_pool ARGS  a pool on 127.0.0.1: a metadata node (meta, itself the
 #                 first member, --dead-after 3) and two members (m1, m2), each
 #                 given ARGS; waits for 3 live nodes. Sets URL, META_PID,
@@ -104,10 +105,11 @@ stat_of() {
 }
 
 start_farpoold() {
-    local name=$1
+    local name=$1 ns=()
     shift
+    [ -n "${NODE_NETNS:-}" ] && ns=(ip netns exec "$NODE_NETNS")
     rm -f "$TMP/$name.port"
-    setpriv --pdeathsig KILL "$FARPOOLD" --port-file "$TMP/$name.port" "$@" \
+    setpriv --pdeathsig KILL "${ns[@]}" "$FARPOOLD" --port-file "$TMP/$name.port" "$@" \
         >"$TMP/$name.log" 2>&1 </dev/null &
     PID=$!
     PIDS+=("$PID")
