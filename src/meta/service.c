@@ -533,20 +533,25 @@ static fp_status_t service_store_open(fp_meta_service_t *svc)
     int ttl_ms = svc->params.dead_after_ms > 0 ? svc->params.dead_after_ms : 5000;
     uint64_t deadline = fp_time_ns() + (uint64_t)(ttl_ms + 2000) * FP_NS_PER_MS;
     fp_log_t quiet = *svc->log;
+    char holder[FP_META_ADDR_MAX];
     fp_status_t status;
 
     if (!fp_etcd_url_is(svc->dir))
         return fp_meta_sqlite_open(svc->dir, svc->log, &svc->store);
+    /* The store keeps the log it is opened with: always the daemon's. The
+     * wait for the holder's key to go looks it up quietly (said once). */
     quiet.level = -1;
     for (bool said = false;; said = true) {
-        status = fp_meta_etcd_open(svc->dir, svc->params.self_addr, ttl_ms,
-                                   said ? &quiet : svc->log, &svc->store);
+        status = fp_meta_etcd_open(svc->dir, svc->params.self_addr, ttl_ms, svc->log, &svc->store);
         if (status != FP_ERR_IN_USE || fp_time_ns() >= deadline)
             break;
         if (!said)
             fp_info(svc->log, "pool: waiting up to %d s for that service's etcd lease to run out",
                     (ttl_ms + 2000) / 1000);
-        usleep(250 * 1000);
+        do
+            usleep(250 * 1000);
+        while (fp_time_ns() < deadline &&
+               fp_etcd_service_addr(svc->dir, &quiet, holder, sizeof(holder)) == FP_OK);
     }
     if (status == FP_ERR_IN_USE)
         fp_error(svc->log, "pool: another metadata service holds %s (see above); stop it first",
