@@ -16,7 +16,15 @@
 #         same --meta-dir and address; the script waits until the pool shows
 #         three live members and every region healthy (its old self is
 #         declared dead: it came back empty, and its copies are repaired).
-#      S/3 seconds of load run before a, between a and b, and after b.
+#      c. (--meta etcd) etcd itself is killed (SIGKILL) and started again on
+#         its data; the script waits until the pool is healthy and takes a
+#         change again (a put).
+#      S/3 seconds of load run before a, between the faults, and after the last.
+#
+# The pool's records are kept by the metadata node in SQLite (--meta-dir
+# DIR, the default) or, with --meta etcd, in a real etcd on 127.0.0.1
+# (Debian's etcd-server) that the script starts: every node and client then
+# names the pool etcd://HOST:PORT/PREFIX.
 #
 # Checks (exit 1 if any fails, with what failed on stderr):
 #   - no wrong byte, in any read or in each client's final sweep of its region;
@@ -38,10 +46,11 @@
 #
 # Usage: load.sh [--clients N] [--seconds S] [--quick] [--size SIZE]
 #                [--farpoold PATH] [--farpool PATH] [--client PATH]
-#                [--json FILE] [--keep-tmp]
+#                [--json FILE] [--keep-tmp] [--meta dir|etcd]
 #   --quick: a CI size (4 clients, 4 s per phase, 8 MiB regions, --heal 40).
 #   --heal S: seconds each fault may take to heal (default 120).
 #   --no-meta-restart: phase 2 without fault b (the member fault alone).
+#   --meta dir|etcd: where the pool's records live (default dir).
 #   Paths default to the build tree beside this script's source tree
 #   ($FP_BUILD_DIR, else ../build): BUILD/farpoold, BUILD/farpool,
 #   BUILD/bench/farpool-load-client.
@@ -68,6 +77,7 @@ RSS_MARGIN=64   # MiB above --capacity a daemon's RSS may reach
 T=30            # seconds any one farpool command may take
 HEAL_S=120      # seconds a fault may take to heal (--heal)
 META_RESTART=1  # 0: fault b is left out (--no-meta-restart)
+META_KIND=dir   # dir: SQLite under the metadata node's --meta-dir; etcd: a real etcd (--meta)
 
 die() {
     echo "$PROG: $*" >&2
@@ -82,6 +92,7 @@ while [ $# -gt 0 ]; do
     --quick) CLIENTS=4; SECS=4; SIZE_MIB=8; HEAL_S=40 ;;
     --heal) HEAL_S=${2:?}; shift ;;
     --no-meta-restart) META_RESTART=0 ;;
+    --meta) META_KIND=${2:?}; shift ;;
     --farpoold) FARPOOLD=${2:?}; shift ;;
     --farpool) FARPOOL=${2:?}; shift ;;
     --client) CLIENT=${2:?}; shift ;;
@@ -96,6 +107,9 @@ case $CLIENTS$SECS$SIZE_MIB$HEAL_S in *[!0-9]*) die "--clients, --seconds and --
 [ "$CLIENTS" -ge 1 ] && [ "$CLIENTS" -le 256 ] || die "--clients: 1 to 256"
 [ "$SECS" -ge 1 ] || die "--seconds: at least 1"
 [ "$SIZE_MIB" -ge 1 ] || die "--size: at least 1 (MiB)"
+case $META_KIND in dir | etcd) ;; *) die "--meta: dir or etcd" ;; esac
+[ "$META_KIND" = dir ] || command -v etcd >/dev/null ||
+    die "etcd not found (scripts/install-deps.sh installs etcd-server)"
 for bin in "$FARPOOLD" "$FARPOOL" "$CLIENT"; do
     [ -x "$bin" ] || die "$bin is not executable (build it, or name it with an option)"
 done
@@ -113,10 +127,11 @@ RSS_BOUND_KB=$(((CAP_MIB + RSS_MARGIN) * 1024))
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/farpool-load.XXXXXX")
 declare -A DPID  # daemon name -> pid
 CPIDS=()         # clients
+PIDS=()          # etcd (tests/common/etcd.sh adds it)
 SAMPLER=
 cleanup() {
     [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null && wait "$SAMPLER" 2>/dev/null
-    for pid in "${CPIDS[@]}" "${DPID[@]}"; do
+    for pid in "${CPIDS[@]}" "${DPID[@]}" "${PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
@@ -203,9 +218,17 @@ echo setup >"$TMP/phase"
 SAMPLER=$!
 
 # --- the pool ------------------------------------------------------------
-start meta 127.0.0.1:0 --meta-dir "$TMP/meta" --dead-after "$DEAD_AFTER" --lease-ttl "$LEASE_TTL" || exit 1
+META_DIR=$TMP/meta
+if [ "$META_KIND" = etcd ]; then
+    . "$HERE/../tests/common/etcd.sh"
+    start_etcd etcd || exit 1
+    META_DIR=$ETCD_URL
+    log "etcd at $ETCD_ADDR (pid $ETCD_PID)"
+fi
+start meta 127.0.0.1:0 --meta-dir "$META_DIR" --dead-after "$DEAD_AFTER" --lease-ttl "$LEASE_TTL" || exit 1
 META=$ADDR
 URL="farpool://$META"
+[ "$META_KIND" = etcd ] && URL=$ETCD_URL
 start m1 127.0.0.1:0 --pool "$URL" || exit 1
 M1=$ADDR
 start m2 127.0.0.1:0 --pool "$URL" || exit 1
@@ -266,7 +289,7 @@ reap 1
 echo 2 >"$TMP/phase"
 STEADY=$(((SECS + 2) / 3))
 log "phase 2: $CLIENTS clients; $STEADY s, a member killed, $STEADY s, the metadata node killed, $STEADY s"
-clients 2 $((SECS + 2 * HEAL_S + 60)) || exit 1
+clients 2 $((SECS + 3 * HEAL_S + 60)) || exit 1
 sleep "$STEADY" # load before the first fault (shapes the run; decides nothing)
 
 # a. a member killed, declared dead, repaired around, started again.
@@ -299,7 +322,7 @@ if [ "$H_OK" = 1 ] && [ "$META_RESTART" = 1 ]; then
     kill -KILL "${DPID[meta]}"
     wait "${DPID[meta]}" 2>/dev/null
     log "killed the metadata node $META (pid ${DPID[meta]})"
-    if start meta "127.0.0.1:$META_PORT" --meta-dir "$TMP/meta" --dead-after "$DEAD_AFTER" \
+    if start meta "127.0.0.1:$META_PORT" --meta-dir "$META_DIR" --dead-after "$DEAD_AFTER" \
         --lease-ttl "$LEASE_TTL"; then
         t_listen=$(now_ms)
         log "  listening again after $((t_listen - t0)) ms"
@@ -311,6 +334,30 @@ if [ "$H_OK" = 1 ] && [ "$META_RESTART" = 1 ]; then
     echo "$t0 $t1 meta" >>"$TMP/windows"
     echo "meta_listening_ms=$((${t_listen:-$t1} - t0)) meta_healthy_ms=$((t1 - t0))" >"$TMP/heal.meta"
     sleep "$STEADY"
+    if [ "$META_KIND" = etcd ]; then
+        # c. etcd killed and started again on its data.
+        t0=$(now_ms)
+        kill -KILL "$ETCD_PID"
+        wait "$ETCD_PID" 2>/dev/null
+        log "killed etcd (pid $ETCD_PID)"
+        sleep 1 # etcd away for a while (shapes the run; decides nothing)
+        head -c $((1 << 20)) /dev/urandom >"$TMP/probe"
+        if restart_etcd etcd; then
+            log "  etcd answering again after $(($(now_ms) - t0)) ms"
+            until_pool "$HEAL_S" "healthy after etcd's restart" "$live3 and $(healthy 2)"
+            deadline=$(($(date +%s) + HEAL_S))
+            until timeout "$T" "$FARPOOL" put --pool "$URL" --quiet --force "$TMP/probe" probe \
+                >/dev/null 2>"$TMP/probe.err"; do
+                [ "$(date +%s)" -ge "$deadline" ] && { fail "no put accepted within $HEAL_S s of etcd's restart: $(tail -2 "$TMP/probe.err")"; break; }
+                sleep 0.2
+            done
+            log "  healthy and taking changes after $(($(now_ms) - t0)) ms"
+        fi
+        t1=$(now_ms)
+        echo "$t0 $t1 etcd" >>"$TMP/windows"
+        echo "etcd_back_ms=$((t1 - t0))" >"$TMP/heal.etcd"
+        sleep "$STEADY"
+    fi
 else
     sleep "$STEADY"
 fi

@@ -10,7 +10,10 @@
 # is on a condition with a deadline; its sleeps only shape the load.
 #
 # Usage: bash cli_load.sh FARPOOLD FARPOOL_CLI
-# Skips (77) when the load client is not built (benchmarks off).
+# FP_LOAD_META=etcd (CTest's cli_load_etcd): the pool's records in a real etcd,
+# which is killed and started again too (load.sh --meta etcd).
+# Skips (77) when the load client is not built (benchmarks off), or etcd is
+# wanted and not installed.
 set -u
 
 FARPOOLD=${1:?usage: $0 FARPOOLD FARPOOL_CLI}
@@ -20,13 +23,17 @@ for bin in "$FARPOOLD" "$FARPOOL"; do
     [ -x "$bin" ] || { echo "SKIP: $bin is not executable"; exit 77; }
 done
 [ -x "$CLIENT" ] || { echo "SKIP: $CLIENT is not built (the benchmarks are off)"; exit 77; }
+if [ "${FP_LOAD_META:-dir}" = etcd ] && ! command -v etcd >/dev/null; then
+    echo "SKIP: etcd not found (scripts/install-deps.sh installs etcd-server)"
+    exit 77
+fi
 for tool in timeout setpriv; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not found"; exit 77; }
 done
 unset FARPOOL_SECRET_FILE FARPOOL_LOG_LEVEL FARPOOL_POOL
 
 # load.sh kills everything it started on exit; a bound on the whole of it too.
-timeout -k 10 280 bash "$(dirname "$0")/../bench/load.sh" --quick \
+timeout -k 10 280 bash "$(dirname "$0")/../bench/load.sh" --quick --meta "${FP_LOAD_META:-dir}" \
     --farpoold "$FARPOOLD" --farpool "$FARPOOL" --client "$CLIENT"
 rc=$?
 case $rc in
