@@ -55,6 +55,7 @@
 
 #include "client/budget.h"
 #include "client/engine.h"
+#include "client/node.h"
 #include "client/region_map.h"
 #include "client/uffd.h"
 #include "common/daemon.h"
@@ -690,6 +691,55 @@ static void test_node_restarted_empty(void **state)
     assert_int_equal(log_count("cannot fetch", NULL), 0);
 }
 
+/*
+ * Node 0 restarted on its address, and its slab ids handed out again to the
+ * region's key, holding other bytes (a repair of other slabs there, say):
+ * a map that names the farpoold each address was (its HELLO node id) never
+ * reads those slabs. The copies on the other nodes serve, and the engine
+ * says why it skipped node 0.
+ */
+static void test_node_restarted_slabs_reused(void **state)
+{
+    char addr[FP_TEST_ADDR_MAX];
+    uint64_t old_id;
+    uint8_t *mem;
+    fp_engine_t *e;
+
+    (void)state;
+    for (unsigned n = 0; n < NODES; n++)
+        env_.map.node_ids[n] = fp_node_id(env_.conn[n]);
+    old_id = env_.map.node_ids[0];
+    assert_true(old_id != 0);
+    snprintf(addr, sizeof(addr), "%s", env_.d[0].addr);
+    node_kill(0);
+    assert_int_equal(fp_test_daemon_stop(&env_.d[0]), 128 + SIGKILL);
+    env_.running[0] = false;
+    assert_int_equal(daemon_start(0, addr), FP_OK);
+    node_connect(0);
+    assert_true(fp_node_id(env_.conn[0]) != old_id);
+    /* The same slab ids, for the same key, with other bytes. */
+    memset(env_.buf, 0xee, SLAB);
+    for (uint32_t i = 0; i < NSLABS; i++) {
+        for (uint32_t k = 0; k < 2; k++) {
+            const fp_map_replica_t *r = fp_region_map_at(&env_.map, i, k);
+            uint64_t slab = 0, slab_size = 0;
+
+            if (r->node != 0)
+                continue;
+            while (slab < r->slab)
+                assert_int_equal(farpool_slab_alloc(env_.conn[0], &slab, &slab_size), FP_OK);
+            assert_int_equal(slab, r->slab);
+            assert_int_equal(farpool_slab_write(env_.conn[0], slab, 0, env_.buf, SLAB), FP_OK);
+        }
+    }
+
+    e = engine_start(&env_.map, true, NULL, NULL, &mem);
+    assert_int_equal(wrong_bytes(mem, 0, SIZE, 1), 0);
+    engine_stop(e);
+    assert_true(log_count("is another farpoold now", addr) >= 1);
+    assert_int_equal(log_count("cannot fetch", NULL), 0);
+}
+
 /* The remap callback of the test: the map with new copies on node 2 of the slabs lost. */
 typedef struct remapper {
     fp_region_map_t map;
@@ -893,6 +943,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writes_reach_every_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writeback_with_a_node_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_restarted_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_restarted_slabs_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remap_after_every_copy_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_copy_never_read, setup, teardown),
     };

@@ -152,6 +152,7 @@ typedef struct fp_engine_io {
  */
 typedef struct fp_engine_node {
     char addr[FP_MAP_ADDR_MAX];
+    uint64_t node_id;     /* the farpoold it must be (its HELLO node id); 0: any */
     farpool_node_t *conn; /* NULL: never connected */
     fp_transport_t *tp;   /* conn's transport; NULL: down */
     unsigned nxfer;       /* transfers on the wire to it */

@@ -110,6 +110,16 @@ static fp_status_t node_connect(fp_engine_t *e, fp_engine_node_t *n)
                 fp_status_string(status));
         return status;
     }
+    if (n->node_id != 0 && fp_node_id(conn) != n->node_id) {
+        /* Restarted on its address: the map's slab ids are not its own. */
+        fp_warn(e->log,
+                "region %s: node %s is another farpoold now (node id %016" PRIx64 ", the map's "
+                "%016" PRIx64 "): the copies the map places there are skipped",
+                e->name, n->addr, fp_node_id(conn), n->node_id);
+        farpool_node_close(conn);
+        n->given_up = true;
+        return FP_ERR_NOT_CONNECTED;
+    }
     if (!e->rmap.by_key && (status = open_region(e, n, conn)) != FP_OK) {
         farpool_node_close(conn);
         return status;
@@ -190,6 +200,7 @@ fp_status_t fp_engine_nodes_start(fp_engine_t *e, const fp_engine_params_t *para
         fp_engine_node_t *n = &e->nodes[e->nnodes];
 
         snprintf(n->addr, sizeof(n->addr), "%s", m->nodes[i]);
+        n->node_id = m->node_ids != NULL ? m->node_ids[i] : 0;
         e->map_node[i] = e->nnodes++;
         status = node_connect(e, n);
         if (status != FP_OK && !m->by_key)
@@ -475,13 +486,13 @@ uint64_t fp_engine_nodes_deadline(const fp_engine_t *e)
     return deadline;
 }
 
-/* The engine node named @addr, added (not connected) if there is none. */
-static fp_status_t node_find(fp_engine_t *e, const char *addr, uint32_t *index_p)
+/* The engine node at @addr that is farpoold @node_id (0: any), added (not connected) if none. */
+static fp_status_t node_find(fp_engine_t *e, const char *addr, uint64_t node_id, uint32_t *index_p)
 {
     fp_status_t status;
 
     for (unsigned i = 0; i < e->nnodes; i++) {
-        if (strcmp(e->nodes[i].addr, addr) == 0) {
+        if (strcmp(e->nodes[i].addr, addr) == 0 && e->nodes[i].node_id == node_id) {
             *index_p = i;
             return FP_OK;
         }
@@ -490,6 +501,7 @@ static fp_status_t node_find(fp_engine_t *e, const char *addr, uint32_t *index_p
     if (status != FP_OK)
         return status;
     snprintf(e->nodes[e->nnodes].addr, sizeof(e->nodes[e->nnodes].addr), "%s", addr);
+    e->nodes[e->nnodes].node_id = node_id;
     *index_p = e->nnodes++;
     return FP_OK;
 }
@@ -518,7 +530,7 @@ static fp_status_t map_adopt(fp_engine_t *e, fp_region_map_t *m)
     if (map_node == NULL)
         return FP_ERR_NO_MEMORY;
     for (uint32_t i = 0; i < m->nnodes; i++) {
-        status = node_find(e, m->nodes[i], &map_node[i]);
+        status = node_find(e, m->nodes[i], m->node_ids != NULL ? m->node_ids[i] : 0, &map_node[i]);
         if (status != FP_OK) {
             free(map_node);
             return status;

@@ -283,6 +283,7 @@ static uint32_t map_node(fp_region_map_t *map, uint64_t *members, const fp_pool_
             return FP_MAP_NO_NODE;
         members[map->nnodes] = member;
         snprintf(map->nodes[map->nnodes], FP_MAP_ADDR_MAX, "%s", nodes[j].addr);
+        map->node_ids[map->nnodes] = nodes[j].node_id;
         return map->nnodes++;
     }
     return FP_MAP_NO_NODE;

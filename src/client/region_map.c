@@ -12,6 +12,7 @@ fp_status_t fp_region_map_alloc(fp_region_map_t *m, uint32_t nnodes, uint32_t ns
                                 uint32_t replicas)
 {
     char(*nodes)[FP_MAP_ADDR_MAX];
+    uint64_t *node_ids;
     fp_map_replica_t *replica;
     uint64_t n = (uint64_t)nslabs * replicas;
 
@@ -19,11 +20,12 @@ fp_status_t fp_region_map_alloc(fp_region_map_t *m, uint32_t nnodes, uint32_t ns
         replicas > FP_MAP_REPLICAS_MAX || n > SIZE_MAX / sizeof(*replica))
         return FP_ERR_INVALID_PARAM;
     nodes = calloc(nnodes, sizeof(*nodes));
-    if (nodes == NULL)
-        return FP_ERR_NO_MEMORY;
+    node_ids = calloc(nnodes, sizeof(*node_ids));
     replica = malloc((size_t)n * sizeof(*replica));
-    if (replica == NULL) {
+    if (nodes == NULL || node_ids == NULL || replica == NULL) {
         free(nodes);
+        free(node_ids);
+        free(replica);
         return FP_ERR_NO_MEMORY;
     }
     for (uint64_t i = 0; i < n; i++)
@@ -32,6 +34,7 @@ fp_status_t fp_region_map_alloc(fp_region_map_t *m, uint32_t nnodes, uint32_t ns
     m->nslabs = nslabs;
     m->replicas = replicas;
     m->nodes = nodes;
+    m->node_ids = node_ids;
     m->replica = replica;
     return FP_OK;
 }
@@ -48,6 +51,8 @@ fp_status_t fp_region_map_copy(fp_region_map_t *dst, const fp_region_map_t *src)
     if (status != FP_OK)
         return status;
     memcpy(m.nodes, src->nodes, (size_t)src->nnodes * sizeof(*m.nodes));
+    if (src->node_ids != NULL)
+        memcpy(m.node_ids, src->node_ids, (size_t)src->nnodes * sizeof(*m.node_ids));
     memcpy(m.replica, src->replica, (size_t)src->nslabs * src->replicas * sizeof(*m.replica));
     *dst = m;
     return FP_OK;
@@ -112,6 +117,7 @@ void fp_region_map_cleanup(fp_region_map_t *m)
     if (m == NULL)
         return;
     free(m->nodes);
+    free(m->node_ids);
     free(m->replica);
     memset(m, 0, sizeof(*m));
 }

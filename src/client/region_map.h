@@ -51,7 +51,11 @@ typedef struct fp_region_map {
     uint64_t fixed_addr; /* map at this address (FARPOOL_REGION_FIXED); 0: anywhere */
     uint32_t nnodes;
     char (*nodes)[FP_MAP_ADDR_MAX]; /* nnodes addresses, malloc'd */
-    fp_map_replica_t *replica;      /* nslabs * replicas, malloc'd */
+    /* nnodes HELLO node ids, malloc'd: the farpoold process each address is
+     * (a member restarted on its address is another, with other slabs); 0:
+     * not known, any will do. */
+    uint64_t *node_ids;
+    fp_map_replica_t *replica; /* nslabs * replicas, malloc'd */
 } fp_region_map_t;
 
 /* Entry @k of slab @i. */
