@@ -23,8 +23,9 @@ set -u
 FARPOOLD=${1:?usage: $0 FARPOOLD FARPOOL_CLI}
 FARPOOL=${2:?usage: $0 FARPOOLD FARPOOL_CLI}
 ANONMIX=${FP_ANONMIX:-$(dirname "$FARPOOL")/tests/anonmix}
-T=120     # seconds any one command may take
-LEASE=4   # the metadata node's --lease-ttl: how long a killed program's regions linger
+T=120        # seconds any one command may take
+T_STRESS=300 # ... the stress-ng run (below)
+LEASE=4      # the metadata node's --lease-ttl: how long a killed program's regions linger
 
 for bin in "$FARPOOLD" "$FARPOOL" "$ANONMIX"; do
     [ -x "$bin" ] || { echo "SKIP: $bin is not executable"; exit 77; }
@@ -210,7 +211,10 @@ fi
 
 # --- stress-ng ------------------------------------------------------------------------
 if command -v stress-ng >/dev/null; then
-    expect 0 stress "${RUN[@]}" --anon-over 64M --cache 256M -- \
+    # stress-ng looks at its -t timer only between passes over the 1 GiB, and a
+    # pass served through a 256 MiB cache is slow with the other CPU busy:
+    # this command alone may take up to T_STRESS.
+    T=$T_STRESS expect 0 stress "${RUN[@]}" --anon-over 64M --cache 256M -- \
         stress-ng --vm 1 --vm-bytes 1G --vm-method all --verify -t 20 --metrics-brief
     stderr_has stress "successful run completed"
     if grep -v 'farpool-preload: stats:' "$TMP/stress.out" "$TMP/stress.err" |
