@@ -271,6 +271,54 @@ static void test_prefetch_then_touch(void **state)
 }
 
 /*
+ * A hinted range used at once, in order, faster than it lands: the faults on
+ * its blocks (late) are a sequential stream, but the application said what
+ * it needs, so the read-ahead reads nothing past the range (it did: the MoE
+ * program fetched 2.6x what it used). The range is used again after it was
+ * pushed out, hinted once more, with the same result.
+ */
+static void test_hinted_faults_read_no_further(void **state)
+{
+    const uint32_t granule = 64 << 10;
+    const uint64_t nblocks = 1024, hinted = 256, size = nblocks * granule;
+    farpool_context_t *ctx = context_new(hinted * granule * 2);
+    farpool_region_t *region;
+    farpool_stats_t st;
+    void *addr;
+
+    (void)state;
+    addr = filled_fresh(ctx, "hintonly", size, granule, 13, &region);
+    assert_int_equal(farpool_prefetch(region, addr, hinted * granule), FP_OK);
+    FP_PATTERN_ASSERT(addr, hinted * granule, 13, 0, 1);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
+    print_stats("hinted, used at once", &st);
+    assert_int_equal(st.blocks_fetched, hinted);
+    assert_int_equal(st.prefetch_issued, hinted);
+
+    /* Pushed out, then used again on demand (no hint this time): its faults
+     * are a stream of blocks the application hinted once, and read no further. */
+    assert_int_equal(farpool_release(region, addr, hinted * granule), FP_OK);
+    FP_PATTERN_ASSERT(addr, hinted * granule, 13, 0, 1);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
+    print_stats("released, used again", &st);
+    assert_int_equal(st.blocks_fetched, 2 * hinted);
+    assert_int_equal(st.prefetch_issued, hinted);
+
+    /* The blocks never hinted keep their read-ahead. */
+    FP_PATTERN_ASSERT((uint8_t *)addr + hinted * granule, hinted * granule, 13, hinted * granule,
+                      1);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &st, sizeof(st)), FP_OK);
+    print_stats("never hinted", &st);
+    assert_true(st.prefetch_issued > hinted);
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "hintonly"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
+/*
  * Blocks the automatic prefetcher brought (parked, or all mapped but a first
  * page), then hinted: the hint maps them, so that using them costs no fault
  * at all, as for the blocks the hint fetched itself.
@@ -706,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_readahead_off),
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
+        cmocka_unit_test(test_hinted_faults_read_no_further),
         cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_hints_race_faults),
         cmocka_unit_test(test_release_writes_back),
@@ -719,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_readahead_off),
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
+        cmocka_unit_test(test_hinted_faults_read_no_further),
         cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_hints_race_faults),
         cmocka_unit_test(test_status_shows_running_client),

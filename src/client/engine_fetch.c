@@ -686,12 +686,14 @@ fp_engine_fetch_t fp_engine_fetch(fp_engine_t *e, uint64_t b, uint64_t fault_off
     io->flags = flags;
     if (flags & FP_IO_PREFETCH) {
         e->nprefetch++;
-        e->pf[b] = (uint8_t)((e->pf[b] & FP_PF_LATE) | FP_PF_INFLIGHT);
+        e->pf[b] = (uint8_t)((e->pf[b] & (FP_PF_LATE | FP_PF_HINT)) | FP_PF_INFLIGHT);
         if (flags & FP_IO_MARKER)
             e->pf[b] |= FP_PF_MARKER;
+        if (flags & FP_IO_HINTED)
+            e->pf[b] |= FP_PF_HINT;
         fp_engine_count(e, &e->st->pf_issued, 1);
     } else {
-        e->pf[b] = 0;
+        e->pf[b] &= FP_PF_HINT;
     }
     if (!guess && e->room_head == NULL)
         room = fp_engine_make_room(e, 0);

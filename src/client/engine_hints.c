@@ -26,6 +26,14 @@
  * blocks ahead of the marker included, as Linux counts a window it entered);
  * one dropped before that counts as wasted and halves the window.
  *
+ * Hints and read-ahead. A block the application hinted is the
+ * application's to schedule: its faults (the hint came late, or the block
+ * was pushed out before its use) start no read-ahead, and it keeps that mark
+ * when it leaves the cache. Along a fault stream the read-ahead would run on
+ * past the hinted range into blocks nobody asked for, taking the room and
+ * slots the next hints need (an MoE program that hints each expert it will
+ * use fetched 2.6x the bytes it needed that way, at 2 MiB granule).
+ *
  * Fences (engine.c): a fenced block is not hinted, and a stream that
  * reaches one stops reading ahead there.
  */
@@ -91,12 +99,13 @@ void fp_engine_hints_cancel(fp_engine_t *e, uint64_t first, uint64_t end, bool a
 static void hint_promote(fp_engine_t *e, uint64_t b)
 {
     uint64_t off = fp_engine_block_off(e, b), len = fp_engine_block_map_len(e, b);
+    fp_block_state_t state = fp_block_state(e->blocks, b);
 
     if (e->pf[b] & FP_PF_INFLIGHT) {
-        e->pf[b] |= FP_PF_WANTED;
+        e->pf[b] |= FP_PF_WANTED | FP_PF_HINT;
         return;
     }
-    if (!(e->pf[b] & FP_PF_UNUSED) || fp_block_state(e->blocks, b) != FP_BLOCK_RESIDENT)
+    if (!(e->pf[b] & FP_PF_UNUSED) || state != FP_BLOCK_RESIDENT)
         return;
     /* A marker is parked or mapped but its first page; the others are mapped. */
     if (e->pf[b] & FP_PF_MARKER) {
@@ -105,7 +114,7 @@ static void hint_promote(fp_engine_t *e, uint64_t b)
         if (fp_engine_map_range(e, off, len) != FP_OK)
             return; /* its first touch will map it, or fetch it again */
     }
-    e->pf[b] &= (uint8_t) ~(FP_PF_UNUSED | FP_PF_SENTINEL | FP_PF_MARKER);
+    e->pf[b] = (uint8_t)((e->pf[b] & ~(FP_PF_UNUSED | FP_PF_SENTINEL | FP_PF_MARKER)) | FP_PF_HINT);
     fp_block_touch(e->blocks, b);
     fp_engine_count(e, &e->st->pf_used, 1);
 }
@@ -170,8 +179,8 @@ void fp_engine_note_access(fp_engine_t *e, uint64_t b)
     bool first = true;
     int64_t trend;
 
-    if (!e->readahead)
-        return;
+    if (!e->readahead || (e->pf[b] & FP_PF_HINT))
+        return; /* the application says what it needs here: nothing to guess */
     trend = fp_prefetch_record(&e->trend, b);
     if (trend == 0)
         return;
@@ -290,5 +299,5 @@ void fp_engine_prefetch_dropped(fp_engine_t *e, uint64_t b)
         fp_engine_count(e, &e->st->pf_wasted, 1);
         fp_prefetch_wasted(&e->trend);
     }
-    e->pf[b] = 0;
+    e->pf[b] &= FP_PF_HINT; /* hinted once: a miss on it later starts no read-ahead */
 }

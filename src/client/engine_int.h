@@ -75,6 +75,7 @@ enum fp_engine_pf {
     FP_PF_MARKER = 0x08,   /* first block of a read-ahead batch: its touch is seen */
     FP_PF_SENTINEL = 0x10, /* a marker mapped all but its first page */
     FP_PF_WANTED = 0x20,   /* in flight and known to be used: map it whole as it lands */
+    FP_PF_HINT = 0x40,     /* the application hinted it: its faults start no read-ahead */
 };
 
 /*
