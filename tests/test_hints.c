@@ -319,6 +319,55 @@ static void test_hinted_faults_read_no_further(void **state)
 }
 
 /*
+ * A hint over a block cached already, which CLOCK judges cold: the next
+ * hint's fetch, which may take room only from cold blocks, must not push it
+ * out before its use (it did: an MoE program's hinted experts that were
+ * cached from an earlier token were fetched again on demand).
+ */
+static void test_hint_keeps_cached_block(void **state)
+{
+    const char *nodes[] = {daemon_.addr};
+    const uint32_t granule = 64 << 10;
+    const uint64_t nblocks = 64, cached = 4, size = nblocks * granule;
+    farpool_context_params_t p;
+    farpool_context_t *ctx = NULL;
+    farpool_region_t *region;
+    farpool_stats_t before, after;
+    volatile uint64_t sink = 0;
+    const uint64_t *mem;
+
+    (void)state;
+    memset(&p, 0, sizeof(p));
+    p.field_mask = FARPOOL_CONTEXT_PARAM_NODES | FARPOOL_CONTEXT_PARAM_READAHEAD |
+                   FARPOOL_CONTEXT_PARAM_CACHE_BYTES;
+    p.nodes = nodes;
+    p.nnodes = 1;
+    p.readahead = 0;
+    p.cache_bytes = cached * granule;
+    assert_int_equal(farpool_context_create(&p, &ctx), FP_OK);
+    mem = filled_fresh(ctx, "keep", size, granule, 14, &region);
+    /* A full cache, then one block more: CLOCK passes over the others,
+     * which are cold from then on. */
+    for (uint64_t b = 0; b <= cached; b++)
+        sink += use_block(mem, b, granule);
+    /* Block 1 is hinted (cached: nothing to fetch), then blocks never cached. */
+    assert_int_equal(farpool_prefetch(region, mem + granule / 8, granule), FP_OK);
+    assert_int_equal(farpool_prefetch(region, mem + 16 * granule / 8, 2 * granule), FP_OK);
+    assert_int_equal(farpool_prefetch_wait(region), FP_OK);
+    assert_int_equal(farpool_region_stats(region, &before, sizeof(before)), FP_OK);
+    print_stats("hinted", &before);
+    FP_PATTERN_ASSERT((const uint8_t *)mem + granule, granule, 14, granule, 1);
+    assert_int_equal(farpool_region_stats(region, &after, sizeof(after)), FP_OK);
+    print_stats("used", &after);
+    assert_int_equal(after.faults, before.faults); /* still cached: no fetch */
+    assert_int_equal(after.blocks_fetched, before.blocks_fetched);
+    (void)sink;
+    farpool_region_close(region);
+    assert_int_equal(farpool_region_delete(ctx, "keep"), FP_OK);
+    farpool_context_destroy(ctx);
+}
+
+/*
  * Blocks the automatic prefetcher brought (parked, or all mapped but a first
  * page), then hinted: the hint maps them, so that using them costs no fault
  * at all, as for the blocks the hint fetched itself.
@@ -755,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
         cmocka_unit_test(test_hinted_faults_read_no_further),
+        cmocka_unit_test(test_hint_keeps_cached_block),
         cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_hints_race_faults),
         cmocka_unit_test(test_release_writes_back),
@@ -769,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_random_stays_quiet),
         cmocka_unit_test(test_prefetch_then_touch),
         cmocka_unit_test(test_hinted_faults_read_no_further),
+        cmocka_unit_test(test_hint_keeps_cached_block),
         cmocka_unit_test(test_hint_maps_readahead),
         cmocka_unit_test(test_hints_race_faults),
         cmocka_unit_test(test_status_shows_running_client),

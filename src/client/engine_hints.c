@@ -32,7 +32,10 @@
  * when it leaves the cache. Along a fault stream the read-ahead would run on
  * past the hinted range into blocks nobody asked for, taking the room and
  * slots the next hints need (an MoE program that hints each expert it will
- * use fetched 2.6x the bytes it needed that way, at 2 MiB granule).
+ * use fetched 2.6x the bytes it needed that way, at 2 MiB granule). And a
+ * hint over a block cached already sets its access bit, as a use would:
+ * hints take room only from blocks CLOCK judges cold, and such a block may
+ * be cold, yet it is about to be used.
  *
  * Fences (engine.c): a fenced block is not hinted, and a stream that
  * reaches one stops reading ahead there.
@@ -91,10 +94,12 @@ void fp_engine_hints_cancel(fp_engine_t *e, uint64_t first, uint64_t end, bool a
 }
 
 /*
- * Block @b is in a hinted range but was cached or in flight already, read
- * ahead and not used yet. The application says it will use it: map it whole
+ * Block @b is in a hinted range but was cached or in flight already. The
+ * application says it will use it. Read ahead and not used yet: map it whole
  * now (or as it lands), as a hinted block is, so that its first touch costs
- * no fault. Counted as used: the guess was right.
+ * no fault; counted as used: the guess was right. Cached and used before:
+ * its access bit is set, as a use would, so that the hints that follow (which
+ * take only blocks CLOCK judges cold) do not push it out before its use.
  */
 static void hint_promote(fp_engine_t *e, uint64_t b)
 {
@@ -103,6 +108,11 @@ static void hint_promote(fp_engine_t *e, uint64_t b)
 
     if (e->pf[b] & FP_PF_INFLIGHT) {
         e->pf[b] |= FP_PF_WANTED | FP_PF_HINT;
+        return;
+    }
+    if ((state == FP_BLOCK_RESIDENT || state == FP_BLOCK_DIRTY) && !(e->pf[b] & FP_PF_UNUSED)) {
+        e->pf[b] |= FP_PF_HINT;
+        fp_block_touch(e->blocks, b);
         return;
     }
     if (!(e->pf[b] & FP_PF_UNUSED) || state != FP_BLOCK_RESIDENT)
