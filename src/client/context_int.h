@@ -86,6 +86,9 @@ fp_status_t fp_ctx_node_region_map(farpool_region_t *region, fp_region_map_t *ma
 
 /* ---- reads and writes without a mapping (region_io.c) ---- */
 
+/* Fetch @r's map for reads and writes, if not yet done (connections are made on use). */
+fp_status_t fp_region_io_open(farpool_region_t *r);
+
 /* Drop @r's io state (its connections). */
 void fp_region_io_close(farpool_region_t *r);
 

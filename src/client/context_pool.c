@@ -318,6 +318,11 @@ fp_status_t fp_ctx_pool_open(farpool_context_t *ctx, const char *name, uint32_t 
     if (status != FP_OK)
         return status;
     region_take(ctx, r, &desc);
+    /* Its map for farpool_region_pread/pwrite now, not at their first call:
+     * a handle that opened reads and writes while the metadata is away. (If
+     * this fails, the first call asks again, and fails loudly then. A mapping
+     * asks for a map of its own, as fresh as can be.) */
+    (void)fp_region_io_open(r);
     return FP_OK;
 }
 

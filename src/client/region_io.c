@@ -44,7 +44,7 @@ void fp_region_io_close(farpool_region_t *r)
     r->io = NULL;
 }
 
-static fp_status_t io_open(farpool_region_t *r)
+fp_status_t fp_region_io_open(farpool_region_t *r)
 {
     struct fp_region_io *io;
     fp_status_t status;
@@ -167,7 +167,7 @@ static fp_status_t io_range(farpool_region_t *r, bool write, uint8_t *p, size_t 
         return FP_ERR_PERMISSION;
     if (len == 0)
         return FP_OK;
-    status = io_open(r);
+    status = fp_region_io_open(r);
     while (status == FP_OK && len > 0) {
         uint64_t slab = r->io->map.slab_size, in_slab = offset % slab;
         size_t take = slab - in_slab < len ? (size_t)(slab - in_slab) : len;
