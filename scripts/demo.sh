@@ -172,13 +172,9 @@ say "== put into the pool as region 'moe' (2 copies of every slab, 2 MiB blocks)
 # layers x top-2 x 8 MiB = 128 MiB a token; 160 MiB of 2 MiB blocks): with
 # less, the next token's hinted experts push out the blocks in use (a 1 GiB
 # model with a 320 MiB cache fetched 1.4 times the bytes its tokens need).
-# Read-ahead off: the program hints every expert it will use (madvise
-# WILLNEED), and the automatic sequential read-ahead would run on into the
-# experts that follow in the file, which the router has not chosen
-# (docs/demo.md measures both).
 cache=$((size / 4 / (2 << 20) * (2 << 20)))
 [ "$cache" -ge $((512 << 20)) ] || cache=$((512 << 20))
-run=("$farpool" run --map "*/moe.bin=moe" --cache "$cache" --readahead off --stats --)
+run=("$farpool" run --map "*/moe.bin=moe" --cache "$cache" --stats --)
 args=(serve "$model" --tokens "$tokens" --json)
 say
 say "== the shim checks the file against its region once (BLAKE2b of the whole file, kept in"
@@ -200,7 +196,7 @@ disk_cached=$(cached_mib "$model")
 say
 drop_file "$model"
 say "== (b) the same, unmodified, under farpool run --map '*/moe.bin=moe' --cache $((cache >> 20))M"
-say "   --readahead off --stats"
+say "   --stats"
 serve pool "${run[@]}" "$py" "$serve_py" "${args[@]}"
 
 say
