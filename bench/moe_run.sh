@@ -44,7 +44,8 @@
 #   --limit SIZE      part 2's memory limit (default: a third of the model)
 #   --cg-cache SIZE   part 2's cache (default: measured, see above)
 #   --margin SIZE     part 2: room left under the limit (default 64M)
-#   --granule SIZE    the region's block size for farpool put (default 64K)
+#   --granule SIZE    the region's block size for farpool put (default 2M: each
+#                     block one huge page, moved into place, not copied)
 #   --part LIST       overhead, cgroup, limits, all (default all); comma list
 #   --timeout SEC     any one program run (default 900)
 #   --quick           smoke run: 512M model, 2 rounds, 8 tokens
@@ -105,7 +106,7 @@ CACHE=
 LIMIT=
 CG_CACHE=
 MARGIN=64M
-GRANULE=64K
+GRANULE=2M
 PARTS=all
 T=900
 PY=${PYTHON:-}
