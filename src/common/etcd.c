@@ -16,6 +16,12 @@
  * Endpoints. The client remembers the endpoint that last answered and starts
  * there; failover is described in etcd.h.
  *
+ * Watches. The gateway streams a watch's answers as JSON objects one after
+ * another on one long POST; they are parsed as they come (json-c's
+ * incremental tokener), and the transfer is cut (the write callback refuses
+ * the rest) at the first change, or ended by the request deadline, which is
+ * the wait. A watch answers "created" first, then its events.
+ *
  * Errors. etcd's refusals come back as {"error": ..., "message": ...,
  * "code": GRPC_CODE} (or, for the streamed keepalive, an "error" object);
  * code 5 (not found) is FP_ERR_NO_ENTRY and not logged here, anything else is
@@ -950,6 +956,145 @@ fp_status_t fp_etcd_service_addr(const char *url, const fp_log_t *log, char *add
         }
     }
     fp_etcd_kv_clear(&kv);
+    fp_etcd_close(etcd);
+    return status;
+}
+
+/* ---- watches ---- */
+
+typedef struct watch_read {
+    fp_etcd_t *etcd;
+    json_tokener *tok;
+    bool created, changed, refused;
+} watch_read_t;
+
+/* One answer of a watch's stream. */
+static void watch_answer(watch_read_t *w, json_object *obj)
+{
+    json_object *result = NULL, *field = NULL;
+    const char *msg;
+
+    if (answer_error(obj, &msg) >= 0 || !json_object_object_get_ex(obj, "result", &result)) {
+        fp_debug(w->etcd->log, "etcd: a watch refused: %s", msg);
+        w->refused = true;
+        return;
+    }
+    if (json_object_object_get_ex(result, "created", &field) && json_object_get_boolean(field))
+        w->created = true;
+    /* Events, or the watch cancelled (its start compacted away): read again. */
+    if ((json_object_object_get_ex(result, "events", &field) &&
+         json_object_is_type(field, json_type_array) && json_object_array_length(field) > 0) ||
+        (json_object_object_get_ex(result, "canceled", &field) && json_object_get_boolean(field)))
+        w->changed = true;
+}
+
+static size_t watch_write(char *data, size_t size, size_t n, void *arg)
+{
+    watch_read_t *w = arg;
+    size_t len = size * n, off = 0;
+
+    while (off < len && !w->changed && !w->refused) {
+        size_t chunk = len - off < INT_MAX ? len - off : INT_MAX;
+        json_object *obj = json_tokener_parse_ex(w->tok, data + off, (int)chunk);
+
+        if (obj == NULL) {
+            if (json_tokener_get_error(w->tok) == json_tokener_continue)
+                return len;    /* the rest of the answer comes in the next piece */
+            w->refused = true; /* not JSON */
+            break;
+        }
+        off += json_tokener_get_parse_end(w->tok);
+        json_tokener_reset(w->tok);
+        watch_answer(w, obj);
+        json_object_put(obj);
+    }
+    return w->changed || w->refused ? 0 : len; /* 0 cuts the transfer */
+}
+
+fp_status_t fp_etcd_watch(fp_etcd_t *etcd, const char *key, int64_t from_rev, int wait_ms,
+                          bool *changed_p)
+{
+    json_object *req, *create;
+    watch_read_t w = {.etcd = etcd};
+    const char *body;
+    fp_status_t status = FP_ERR_IO;
+    size_t n;
+
+    if (etcd == NULL || key == NULL || wait_ms <= 0 || changed_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    *changed_p = false;
+    req = json_object_new_object();
+    create = json_object_new_object();
+    if (req == NULL || create == NULL || !json_put(create, "key", json_b64(key, strlen(key))) ||
+        (from_rev > 0 && !json_put(create, "start_revision", json_i64(from_rev)))) {
+        json_object_put(create);
+        json_object_put(req);
+        return FP_ERR_NO_MEMORY;
+    }
+    if (!json_put(req, "create_request", create) ||
+        (body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)) == NULL ||
+        (w.tok = json_tokener_new()) == NULL) {
+        json_object_put(req);
+        return FP_ERR_NO_MEMORY;
+    }
+    curl_easy_setopt(etcd->curl, CURLOPT_WRITEFUNCTION, watch_write);
+    curl_easy_setopt(etcd->curl, CURLOPT_WRITEDATA, &w);
+    n = etcd->url.nendpoints;
+    for (size_t tries = 0; tries < n; tries++) {
+        size_t ep = (etcd->current + tries) % n;
+        int saved = etcd->timeout_ms;
+        CURLcode rc;
+
+        etcd->timeout_ms = wait_ms;
+        rc = post_one(etcd, ep, "/v3/watch", body);
+        etcd->timeout_ms = saved;
+        if (w.changed || (w.created && rc == CURLE_OPERATION_TIMEDOUT)) {
+            etcd->current = ep;
+            status = FP_OK; /* changed, or waited it out */
+            break;
+        }
+        if (w.refused)
+            break;
+        fp_debug(etcd->log, "etcd: %s: a watch ended: %s", etcd->url.endpoints[ep],
+                 curl_easy_strerror(rc));
+        if (!not_sent(etcd->curl, rc))
+            break; /* it answered, then went: say so rather than wait again */
+        json_tokener_reset(w.tok);
+    }
+    curl_easy_setopt(etcd->curl, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(etcd->curl, CURLOPT_WRITEDATA, etcd);
+    json_tokener_free(w.tok);
+    json_object_put(req);
+    *changed_p = w.changed;
+    return status;
+}
+
+fp_status_t fp_etcd_service_wait(const char *url, const fp_log_t *log, bool held, int wait_ms)
+{
+    char key[FP_ETCD_PREFIX_MAX + sizeof(FP_ETCD_SERVICE_KEY) + 1];
+    fp_etcd_kv_t kv = {0};
+    fp_etcd_t *etcd = NULL;
+    fp_status_t status;
+    bool changed = false;
+
+    if (url == NULL || wait_ms <= 0)
+        return FP_ERR_INVALID_PARAM;
+    status = fp_etcd_open(url, 0, log, &etcd);
+    if (status != FP_OK)
+        return status;
+    snprintf(key, sizeof(key), "%s/%s", etcd->url.prefix, FP_ETCD_SERVICE_KEY);
+    status = fp_etcd_get(etcd, key, &kv);
+    fp_etcd_kv_clear(&kv);
+    if (status == FP_OK || status == FP_ERR_NO_ENTRY) {
+        if ((status == FP_OK) != held) {
+            status = FP_OK; /* so already */
+        } else {
+            /* From the revision just read: a change since is seen at once. */
+            status = fp_etcd_watch(etcd, key, fp_etcd_revision(etcd) + 1, wait_ms, &changed);
+            if (status == FP_OK && !changed)
+                status = FP_ERR_TIMED_OUT;
+        }
+    }
     fp_etcd_close(etcd);
     return status;
 }

@@ -172,4 +172,23 @@ fp_status_t fp_etcd_lease_revoke(fp_etcd_t *etcd, int64_t id);
  */
 fp_status_t fp_etcd_service_addr(const char *url, const fp_log_t *log, char *addr, size_t cap);
 
+/*
+ * Wait up to @wait_ms for key @key to change (be put or deleted) at revision
+ * @from_rev or later: a change made already, since @from_rev, ends the wait
+ * at once. *@changed_p is set when it changed, cleared when the wait ran out.
+ * FP_ERR_IO: etcd cannot be reached or refused the watch (look again later).
+ * A watch that etcd cancels (@from_rev compacted away) counts as a change:
+ * the caller reads the key again either way. One watch at a time per client.
+ */
+fp_status_t fp_etcd_watch(fp_etcd_t *etcd, const char *key, int64_t from_rev, int wait_ms,
+                          bool *changed_p);
+
+/*
+ * Wait up to @wait_ms for the pool's PREFIX/service (see
+ * fp_etcd_service_addr) to be deleted (@held: a service holds it now) or put
+ * (!@held). FP_OK once it has (at once if it is so already), FP_ERR_TIMED_OUT
+ * when the wait ran out, FP_ERR_IO when etcd cannot be reached.
+ */
+fp_status_t fp_etcd_service_wait(const char *url, const fp_log_t *log, bool held, int wait_ms);
+
 #endif /* FP_COMMON_ETCD_H */
