@@ -11,6 +11,7 @@
 
 #include "client/node.h"
 #include "client/pool.h"
+#include "common/etcd.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/worker.h"
@@ -129,14 +130,16 @@ static void *member_main(void *arg)
 
     for (;;) {
         fp_status_t status = FP_OK;
+        fp_log_t quiet = *m->params.log;
+        bool found = true; /* the service's address is known */
+        int wait_ms;
 
+        quiet.level = -1; /* said once already */
         if (meta == NULL) {
             /* Where the service is now: an etcd pool's may have moved. */
-            fp_log_t quiet = *m->params.log;
-
-            quiet.level = -1; /* said once already */
             status = fp_pool_url_resolve(m->meta_url, said ? &quiet : m->params.log, m->meta_addr,
                                          sizeof(m->meta_addr));
+            found = status == FP_OK;
             if (status == FP_OK)
                 status = farpool_node_connect(m->meta_addr, &m->np, &meta);
         }
@@ -184,8 +187,18 @@ static void *member_main(void *arg)
             member = 0; /* the pool may have restarted: join again */
         }
         /* Retry as often as it heartbeats: a restarted metadata node gives
-         * members only its --dead-after to be heard again. */
-        if (fp_worker_sleep(&m->worker, status == FP_OK || hb_ms < RETRY_MS ? hb_ms : RETRY_MS))
+         * members only its --dead-after to be heard again. An etcd pool's
+         * member that lost its service watches the service key meanwhile
+         * instead, and tries again as it changes (the old service's key gone,
+         * a new one's put), not up to a retry later. */
+        wait_ms = status == FP_OK || hb_ms < RETRY_MS ? hb_ms : RETRY_MS;
+        if (status != FP_OK && fp_etcd_url_is(m->meta_url) && status != FP_ERR_IO &&
+            fp_etcd_service_wait(m->meta_url, &quiet, found, wait_ms) != FP_ERR_IO) {
+            if (fp_worker_sleep(&m->worker, 0))
+                break;
+            continue;
+        }
+        if (fp_worker_sleep(&m->worker, wait_ms))
             break;
     }
     farpool_node_close(meta);

@@ -533,7 +533,6 @@ static fp_status_t service_store_open(fp_meta_service_t *svc)
     int ttl_ms = svc->params.dead_after_ms > 0 ? svc->params.dead_after_ms : 5000;
     uint64_t deadline = fp_time_ns() + (uint64_t)(ttl_ms + 2000) * FP_NS_PER_MS;
     fp_log_t quiet = *svc->log;
-    char holder[FP_META_ADDR_MAX];
     fp_status_t status;
 
     if (!fp_etcd_url_is(svc->dir))
@@ -548,10 +547,15 @@ static fp_status_t service_store_open(fp_meta_service_t *svc)
         if (!said)
             fp_info(svc->log, "pool: waiting up to %d s for that service's etcd lease to run out",
                     (ttl_ms + 2000) / 1000);
-        do
+        /* Until its key goes: a watch, which ends as it is deleted; while
+         * etcd does not answer, a look again every 250 ms. */
+        while (fp_time_ns() < deadline) {
+            int left_ms = (int)((deadline - fp_time_ns()) / FP_NS_PER_MS) + 1;
+
+            if (fp_etcd_service_wait(svc->dir, &quiet, true, left_ms) != FP_ERR_IO)
+                break;
             usleep(250 * 1000);
-        while (fp_time_ns() < deadline &&
-               fp_etcd_service_addr(svc->dir, &quiet, holder, sizeof(holder)) == FP_OK);
+        }
     }
     if (status == FP_ERR_IN_USE)
         fp_error(svc->log, "pool: another metadata service holds %s (see above); stop it first",
