@@ -484,6 +484,10 @@ static int run_daemon(const fp_dconf_t *cfg)
         memp.node_id = fp_server_node_id(server);
         memp.capacity = params.capacity;
         memp.slab_size = params.slab_size;
+        /* An etcd pool's members (the metadata node's own too) hold a lease key there. */
+        if (cfg->meta_dir != NULL ? fp_etcd_url_is(cfg->meta_dir) : fp_etcd_url_is(cfg->pool))
+            memp.lease_url = cfg->meta_dir != NULL ? cfg->meta_dir : cfg->pool;
+        memp.lease_ttl_ms = cfg->dead_after_ms;
         memp.fatal = glue_fatal;
         memp.fatal_arg = &glue;
         memp.log = &log;
