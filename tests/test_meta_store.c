@@ -1441,6 +1441,53 @@ static void test_etcd_member_lease_etcd_restarted(void **state)
     store_close(store);
 }
 
+/*
+ * The service's lease lost while members' keys come and go (a member
+ * registers, another's lease is revoked): those are no other service's
+ * writes, and the store takes the service back.
+ */
+static void test_etcd_lease_lost_member_churn(void **state)
+{
+    env_t *env = *state;
+    fp_meta_store_t *store = store_open(env);
+    fp_meta_etcd_member_t *member = NULL, *second = NULL;
+    char key[FP_ETCD_PREFIX_MAX + 32];
+    fp_etcd_t *client = NULL;
+    fp_etcd_kv_t kv = {0};
+    fp_etcd_url_t url;
+    uint64_t v = 0;
+
+    assert_int_equal(fp_meta_etcd_member_start(env->url, MEMBER_ID, MEMBER_ADDR, ETCD_TTL_MS,
+                                               &env->log, &member),
+                     FP_OK);
+    assert_true(live_until(store, MEMBER_ID, true, 10000));
+    assert_int_equal(store->ops->value_put(store, "k", 1), FP_OK);
+    assert_int_equal(fp_etcd_url_parse(env->url, NULL, &url), FP_OK);
+    assert_int_equal(fp_etcd_open(env->url, 0, NULL, &client), FP_OK);
+    snprintf(key, sizeof(key), "%s/%s", url.prefix, FP_ETCD_SERVICE_KEY);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_OK);
+    said_clear(env);
+    assert_int_equal(fp_etcd_lease_revoke(client, kv.lease), FP_OK);
+    fp_etcd_kv_clear(&kv);
+    /* The keeper finds it first (not a change, which would read the cluster's revision anew). */
+    assert_true(said_until(env, "no longer the pool's metadata service", 10000));
+
+    /* Meanwhile one member goes (revoked) and another comes (a new key). */
+    fp_meta_etcd_member_stop(member);
+    assert_int_equal(fp_meta_etcd_member_start(env->url, MEMBER_ID + 1, "10.1.1.2:7002",
+                                               ETCD_TTL_MS, &env->log, &second),
+                     FP_OK);
+    assert_true(live_until(store, MEMBER_ID + 1, true, 10000));
+    said_clear(env);
+    assert_int_equal(put_until_ok(store, 2, 10000), FP_OK);
+    assert_said(env, "metadata service again");
+    assert_int_equal(store->ops->value_get(store, "k", &v), FP_OK);
+    assert_int_equal(v, 2);
+    fp_meta_etcd_member_stop(second);
+    fp_etcd_close(client);
+    store_close(store);
+}
+
 /* SQLite knows nothing of liveness: the service goes by heartbeats. */
 static void test_no_member_live(void **state)
 {
@@ -1602,6 +1649,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_etcd_lease_lost, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_restarted, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_member_lease, env_setup_etcd, env_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_lease_lost_member_churn, env_setup_etcd,
+                                        env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_member_lease_etcd_restarted, env_setup_etcd,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_unreachable, env_setup_etcd, env_teardown),

@@ -8,6 +8,7 @@
  * Keys. Ids in keys are fixed-width hex, so a range over a prefix (sorted by
  * key) is in id order:
  *   P/service                       the service's "HOST:PORT", under its lease
+ *   P/taken                         the "HOST:PORT" of the service that took P/service last
  *   P/members/<node id %016x>       a member's "HOST:PORT", under the member's lease
  *   P/ids/node, P/ids/region        the last id given (decimal)
  *   P/nodes/<id %016x>              a member (JSON)
@@ -47,7 +48,9 @@
  * write after another has taken over; and once the keeper or such a
  * transaction finds the lease lost, the store is marked lost: its changes
  * are refused (FP_ERR_IO, logged) until it takes the service back, which it
- * does only where no other service can have written meanwhile (regain()):
+ * does only where no other service can have written meanwhile (regain();
+ * every take of P/service also puts P/taken, in the same transaction, so a
+ * P/taken modified since this service's take means another took over):
  * an etcd restarted or a partition healed leaves the pool with its service.
  *
  * Members' leases. Every member of an etcd pool (the metadata node's own
@@ -105,6 +108,7 @@ typedef struct meta_etcd {
     char url[FP_ETCD_PREFIX_MAX + FP_ETCD_ENDPOINTS_MAX * FP_ETCD_HOSTPORT_MAX + 16];
     char prefix[FP_ETCD_PREFIX_MAX];
     char service_key[KEY_MAX];
+    char taken_key[KEY_MAX]; /* P/taken */
     char addr[FP_META_ADDR_MAX];
     int64_t lease;
     int64_t service_rev; /* P/service's create_revision, ours */
@@ -1280,15 +1284,35 @@ static void keeper_stop(meta_etcd_t *me)
 static fp_status_t service_take(meta_etcd_t *me);
 
 /*
+ * No other service took P/service since this store last held it: P/taken,
+ * which every take writes in the same transaction, is still this store's
+ * (its mod_revision is P/service's create_revision). Where P/taken is
+ * missing (deleted by hand), the cluster's revision must have moved by at
+ * most P/service's deletion since @seen, this store's last answer.
+ */
+static bool untaken_since(meta_etcd_t *me, int64_t seen)
+{
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status = fp_etcd_get(me->etcd, me->taken_key, &kv);
+    bool untaken = status == FP_OK && kv.mod_revision == me->service_rev;
+
+    fp_etcd_kv_clear(&kv);
+    if (status == FP_ERR_NO_ENTRY)
+        untaken = fp_etcd_revision(me->etcd) <= seen + 1;
+    return untaken;
+}
+
+/*
  * The store was found lost: its lease not renewed within the TTL (etcd was
  * away, or this process paused) or gone. Take the service back, unless
  * another service may have written meanwhile:
  *   - P/service still ours: the lease outlived the outage (etcd renews every
  *     lease when it starts again); renewed, and the keeper started again;
- *   - P/service free, and the cluster's revision moved by at most its
- *     deletion since this store's last answer: nothing else was written, so
- *     what this service holds in memory is still the truth; the key is taken
- *     again under a new lease;
+ *   - P/service free, and no other service took it since (untaken_since):
+ *     nothing else was written, so what this service holds in memory is
+ *     still the truth; the key is taken again under a new lease (the
+ *     members' lease keys, which members write and expire meanwhile, do not
+ *     count);
  *   - otherwise another service was here: the store stays lost for good.
  * Tried at most once per REGAIN_MS. On the store's thread.
  */
@@ -1308,13 +1332,14 @@ static fp_status_t regain(meta_etcd_t *me)
         status = fp_etcd_lease_keepalive(me->etcd, me->lease, NULL);
         if (status == FP_ERR_NO_ENTRY)
             status = FP_ERR_IO; /* expiring just now: the next try finds the key free */
-    } else if (status == FP_ERR_NO_ENTRY && fp_etcd_revision(me->etcd) <= seen + 1) {
+    } else if (status == FP_ERR_NO_ENTRY && untaken_since(me, seen)) {
         status = service_take(me);
     } else if (status == FP_OK || status == FP_ERR_NO_ENTRY) {
         me->ousted = true;
         fp_error(me->base.log,
-                 "meta store %s: another metadata service wrote to the pool while this one "
-                 "was cut off (%s %s%s): this farpoold stays out; restart it to serve again",
+                 "meta store %s: another metadata service wrote to the pool, or may have, while "
+                 "this one was cut off (%s %s%s): this farpoold stays out; restart it to serve "
+                 "again",
                  me->url, me->service_key, status == FP_OK ? "is held by " : "is free",
                  status == FP_OK ? (const char *)kv.value : "");
         status = FP_ERR_IO;
@@ -1380,10 +1405,14 @@ static fp_status_t service_take(meta_etcd_t *me)
 {
     int64_t ttl_s = (me->ttl_ms + 999) / 1000, granted = 0;
     fp_etcd_cmp_t cmp = {.key = me->service_key, .target = FP_ETCD_CREATE, .result = FP_ETCD_EQUAL};
-    fp_etcd_op_t op = {.type = FP_ETCD_PUT,
-                       .key = me->service_key,
-                       .value = me->addr,
-                       .value_len = strlen(me->addr)};
+    fp_etcd_op_t ops[2] = {{.type = FP_ETCD_PUT,
+                            .key = me->service_key,
+                            .value = me->addr,
+                            .value_len = strlen(me->addr)},
+                           {.type = FP_ETCD_PUT,
+                            .key = me->taken_key,
+                            .value = me->addr,
+                            .value_len = strlen(me->addr)}};
     fp_etcd_kv_t kv = {0};
     fp_status_t status;
     bool ok = false;
@@ -1391,9 +1420,9 @@ static fp_status_t service_take(meta_etcd_t *me)
     status = fp_etcd_lease_grant(me->etcd, ttl_s, &me->lease, &granted);
     if (status != FP_OK)
         return status;
-    op.lease = me->lease;
+    ops[0].lease = me->lease;
     for (int tries = 0;; tries++) {
-        status = fp_etcd_txn(me->etcd, &cmp, 1, &op, 1, &ok);
+        status = fp_etcd_txn(me->etcd, &cmp, 1, ops, 2, &ok);
         if (status != FP_OK)
             return status;
         status = fp_etcd_get(me->etcd, me->service_key, &kv);
@@ -1483,6 +1512,7 @@ fp_status_t fp_meta_etcd_open(const char *url, const char *service_addr, int ttl
     snprintf(me->prefix, sizeof(me->prefix), "%s", parsed.prefix);
     snprintf(me->addr, sizeof(me->addr), "%s", service_addr);
     key_fmt(me, me->service_key, "%s", FP_ETCD_SERVICE_KEY);
+    key_fmt(me, me->taken_key, "taken");
     keeper_timeout = me->ttl_ms / 3 < FP_ETCD_TIMEOUT_MS ? me->ttl_ms / 3 : FP_ETCD_TIMEOUT_MS;
     if (keeper_timeout < KEEPER_MIN_MS)
         keeper_timeout = KEEPER_MIN_MS;
@@ -1620,6 +1650,7 @@ static void *member_lease_main(void *arg)
         interval = KEEPER_MIN_MS;
     for (;;) {
         fp_status_t status;
+
         if (m->lease == 0) {
             status = fp_etcd_lease_grant(m->etcd, ttl_s, &m->lease, &granted);
         } else {
