@@ -64,6 +64,9 @@ void meta_node_declare_dead(fp_meta_service_t *svc, meta_node_t *n, const char *
  * heartbeats; one whose key was seen and is gone is dead. A member whose key was never seen (it has
  * not put it yet, or it joined by farpool:// and holds none) goes by
  * heartbeats. No answer (etcd away): nobody is declared dead by the lease.
+ * Nor for --dead-after after this thread was itself away (check_deaths): a
+ * pause of this whole process (the metadata node is a member too) lets its
+ * own key expire, and its member thread, paused as well, puts it again.
  */
 static void check_leases(fp_meta_service_t *svc, uint64_t now)
 {
@@ -96,7 +99,7 @@ static void check_leases(fp_meta_service_t *svc, uint64_t now)
             continue;
         if (live[i]) {
             node->leased = true; /* its heartbeats still say when it was last heard */
-        } else if (node->leased) {
+        } else if (node->leased && now >= svc->lease_grace_ns) {
             node->leased = false;
             meta_node_declare_dead(svc, node, "its etcd lease key is gone");
         }
@@ -125,6 +128,8 @@ static void check_deaths(fp_meta_service_t *svc, uint64_t now)
         for (size_t i = 0; i < svc->nnodes; i++)
             if (svc->nodes[i].seen_ns < now - limit / 2)
                 svc->nodes[i].seen_ns = now - limit / 2;
+        /* Lease keys that expired meanwhile get --dead-after to come back. */
+        svc->lease_grace_ns = now + limit;
         /* And every writer lease half its TTL: renewals may not have been sent yet. */
         for (size_t i = 0; i < svc->nregions; i++) {
             fp_meta_region_t *rec = &svc->regions[i]->rec;

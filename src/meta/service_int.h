@@ -66,9 +66,10 @@ struct fp_meta_service {
     size_t nregions, capregions;
 
     /* Repair and drain: when the next copy may start, and what they did. */
-    uint64_t checked_ns; /* when deaths were last judged */
-    uint64_t live_ns;    /* when the members' lease keys were last read (member_live) */
-    bool live_failed;    /* ... and that read failed */
+    uint64_t checked_ns;     /* when deaths were last judged */
+    uint64_t live_ns;        /* when the members' lease keys were last read (member_live) */
+    bool live_failed;        /* ... and that read failed */
+    uint64_t lease_grace_ns; /* until then a gone lease key kills nobody (this thread was away) */
     uint64_t copy_next_ns;
     bool copy_pending; /* the last step copied: there may be more to do */
     uint64_t copied_bytes;
