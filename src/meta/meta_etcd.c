@@ -63,7 +63,9 @@
  * service's fence: members write them, not the service. The service reads
  * them (member_live, one keys-only range over P/members/, with a client of
  * its own whose deadline is short, so that etcd away stalls it little) and
- * takes a member's liveness from its key (repair.c). A lease found gone
+ * takes a member's liveness from its key (repair.c); a lost store also
+ * tries to take the service back there (regain), so that it does not wait
+ * for its next change to be found again. A lease found gone
  * (expired while the member was cut off or stopped, or lost by etcd) is
  * granted again and the key put again; etcd restarted on its data renews
  * every lease, so the keys come back as they were. A key deleted behind the
@@ -1181,6 +1183,11 @@ static fp_status_t etcd_member_live(fp_meta_store_t *store, const uint64_t *node
     if (me->live_failing)
         fp_info(me->base.log, "meta store %s: the members' lease keys can be read again", me->url);
     me->live_failing = false;
+    /* etcd answers: a lost store takes the service back now (at most once per
+     * REGAIN_MS), not at its next change, so that members and clients find it
+     * through P/service again. */
+    if (atomic_load(&me->lost))
+        (void)regain(me);
     if (n > 0 && (held = malloc(n * sizeof(*held))) == NULL) {
         fp_etcd_kvs_free(kvs, n);
         return FP_ERR_NO_MEMORY;
