@@ -9,6 +9,8 @@
 #     lease's TTL is not declared dead (its key lives);
 #   - etcd killed past the TTLs and started again on its data: the members
 #     hold their keys again and nobody is declared dead;
+#   - the metadata node SIGSTOPped until its own key expired, then resumed:
+#     it takes the service and its key back, and nobody is declared dead;
 #   - a member SIGKILLed: its key goes with its lease, and the service
 #     declares it dead;
 #   - a member stopped cleanly: its key goes at once (revoked), well within
@@ -137,6 +139,19 @@ keys_are 30 "$ALL" && ok || fail "the keys are not all back after etcd's restart
 log_has 30 meta "lease keys can be read again" && ok || fail "the service does not read the keys again: $(tail -5 "$TMP/meta.log")"
 for a in "$META" "$M1" "$M2"; do
     node_is 20 "$a" 'n["state"] == "live"' && ok || fail "$a is not live after etcd's restart: $(cat "$TMP/st.out")"
+done
+grep -q " is dead " "$TMP/meta.log" && fail "a member was declared dead: $(grep ' is dead ' "$TMP/meta.log")" || ok
+
+# --- the metadata node paused past its TTL: nobody is dead ------------------
+# Its own member key (and P/service) expire while it is stopped; resumed, it
+# takes both back and declares nobody dead, itself included.
+kill -STOP "$META_PID"
+keys_are 30 "$(printf '%s\n' "$M1" "$M2" | sort)" && ok || fail "the stopped metadata node's key did not expire: $(keys 2>&1)"
+kill -CONT "$META_PID"
+keys_are 30 "$ALL" && ok || fail "the metadata node does not hold its key again: $(keys 2>&1)"
+log_has 30 meta "metadata service again" && ok || fail "the service did not take its key back: $(tail -5 "$TMP/meta.log")"
+for a in "$META" "$M1" "$M2"; do
+    node_is 20 "$a" 'n["state"] == "live"' && ok || fail "$a is not live after the service's pause: $(cat "$TMP/st.out")"
 done
 grep -q " is dead " "$TMP/meta.log" && fail "a member was declared dead: $(grep ' is dead ' "$TMP/meta.log")" || ok
 
