@@ -61,9 +61,9 @@ void meta_node_declare_dead(fp_meta_service_t *svc, meta_node_t *n, const char *
 /*
  * Liveness by lease (a store with member_live: etcd), read once a heartbeat
  * period: a usable member whose key lives is alive, however late its
- * heartbeats; one whose key was seen and is gone is dead. A member whose key was never seen (it has
- * not put it yet, or it joined by farpool:// and holds none) goes by
- * heartbeats. No answer (etcd away): nobody is declared dead by the lease.
+ * heartbeats; one whose key was seen and is gone is dead. A member whose
+ * key was never seen (it has not put it yet, or it joined by farpool:// and
+ * holds none) goes by heartbeats. No answer (etcd away): nobody is declared dead by the lease.
  * Nor for --dead-after after this thread was itself away (check_deaths): a
  * pause of this whole process (the metadata node is a member too) lets its
  * own key expire, and its member thread, paused as well, puts it again.
