@@ -1204,7 +1204,8 @@ static fp_status_t etcd_member_live(fp_meta_store_t *store, const uint64_t *node
         held[nheld++] = id;
     }
     fp_etcd_kvs_free(kvs, n);
-    qsort(held, nheld, sizeof(*held), u64_cmp);
+    if (nheld > 1)
+        qsort(held, nheld, sizeof(*held), u64_cmp);
     for (size_t i = 0; i < count; i++)
         live_p[i] = nheld > 0 && bsearch(&node_ids[i], held, nheld, sizeof(*held), u64_cmp) != NULL;
     free(held);
