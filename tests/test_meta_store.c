@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -1286,6 +1287,218 @@ static void test_etcd_restarted(void **state)
     store_close(store);
 }
 
+/* Wait until the log has a line containing @text, @ms at most; whether it has. */
+static bool said_until(env_t *env, const char *text, int ms)
+{
+    uint64_t deadline = fp_time_ns() + (uint64_t)ms * 1000000ull;
+
+    for (;;) {
+        bool found;
+
+        pthread_mutex_lock(&env->said_lock);
+        found = strstr(env->said, text) != NULL;
+        pthread_mutex_unlock(&env->said_lock);
+        if (found || fp_time_ns() >= deadline)
+            return found;
+        usleep(50 * 1000);
+    }
+}
+
+/* member_live's answer for @id until it is @want, @ms at most; whether it came. */
+static bool live_until(fp_meta_store_t *store, uint64_t id, bool want, int ms)
+{
+    uint64_t deadline = fp_time_ns() + (uint64_t)ms * 1000000ull;
+
+    for (;;) {
+        bool live = !want;
+
+        if (store->ops->member_live(store, &id, 1, &live) == FP_OK && live == want)
+            return true;
+        if (fp_time_ns() >= deadline)
+            return false;
+        usleep(50 * 1000);
+    }
+}
+
+/* Key @key until it exists under a lease other than @not_lease, @ms at most, into *@kv. */
+static fp_status_t key_until(fp_etcd_t *client, const char *key, int64_t not_lease, int ms,
+                             fp_etcd_kv_t *kv)
+{
+    uint64_t deadline = fp_time_ns() + (uint64_t)ms * 1000000ull;
+
+    for (;;) {
+        fp_status_t status = fp_etcd_get(client, key, kv);
+
+        if (status == FP_OK && kv->lease != 0 && kv->lease != not_lease)
+            return FP_OK;
+        fp_etcd_kv_clear(kv);
+        if (fp_time_ns() >= deadline)
+            return status == FP_OK ? FP_ERR_TIMED_OUT : status;
+        usleep(50 * 1000);
+    }
+}
+
+#define MEMBER_ID   UINT64_C(0x8234abcd5678ef01)
+#define MEMBER_ADDR "10.1.1.1:7001"
+
+/*
+ * A member's lease key: held while its thread runs (its address, under a
+ * lease), seen by member_live (and no other id); deleted behind its back,
+ * put again; its lease revoked behind its back, granted again and the key
+ * put again; the stop revokes it, so the key is gone at once.
+ */
+static void test_etcd_member_lease(void **state)
+{
+    env_t *env = *state;
+    fp_meta_store_t *store = store_open(env);
+    uint64_t ids[2] = {MEMBER_ID, 0x42};
+    bool live[2] = {true, true};
+    char key[FP_ETCD_PREFIX_MAX + 64];
+    fp_meta_etcd_member_t *member = NULL;
+    fp_etcd_op_t del = {.type = FP_ETCD_DELETE, .key = key};
+    fp_etcd_t *client = NULL;
+    fp_etcd_kv_t kv = {0};
+    fp_etcd_url_t url;
+    int64_t lease;
+    bool ok = false;
+
+    assert_non_null(store->ops->member_live);
+    assert_int_equal(store->ops->member_live(store, ids, 2, live), FP_OK);
+    assert_false(live[0]);
+    assert_false(live[1]);
+    assert_int_equal(fp_etcd_url_parse(env->url, NULL, &url), FP_OK);
+    snprintf(key, sizeof(key), "%s/%s/%016" PRIx64, url.prefix, FP_ETCD_MEMBERS_DIR, MEMBER_ID);
+    assert_int_equal(fp_etcd_open(env->url, 0, NULL, &client), FP_OK);
+
+    said_clear(env);
+    assert_int_equal(fp_meta_etcd_member_start(env->url, MEMBER_ID, MEMBER_ADDR, ETCD_TTL_MS,
+                                               &env->log, &member),
+                     FP_OK);
+    assert_true(live_until(store, MEMBER_ID, true, 10000));
+    assert_int_equal(store->ops->member_live(store, ids, 2, live), FP_OK);
+    assert_true(live[0]);
+    assert_false(live[1]);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_OK);
+    assert_string_equal((const char *)kv.value, MEMBER_ADDR);
+    assert_true(kv.lease != 0);
+    lease = kv.lease;
+    fp_etcd_kv_clear(&kv);
+    assert_said(env, "registered");
+
+    /* Deleted behind its back: put again, under the same lease, at its next renewal. */
+    assert_int_equal(fp_etcd_txn(client, NULL, 0, &del, 1, &ok), FP_OK);
+    assert_true(ok);
+    assert_int_equal(key_until(client, key, 0, 10000, &kv), FP_OK);
+    assert_int_equal(kv.lease, lease);
+    fp_etcd_kv_clear(&kv);
+    assert_said(env, "deleted behind");
+
+    /* Its lease revoked: a new one, and the key under it. */
+    assert_int_equal(fp_etcd_lease_revoke(client, lease), FP_OK);
+    assert_int_equal(key_until(client, key, lease, 10000, &kv), FP_OK);
+    assert_string_equal((const char *)kv.value, MEMBER_ADDR);
+    fp_etcd_kv_clear(&kv);
+    assert_said(env, "is gone");
+    assert_true(live_until(store, MEMBER_ID, true, 10000));
+
+    /* A stop revokes it: the key is gone as it returns. */
+    fp_meta_etcd_member_stop(member);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_ERR_NO_ENTRY);
+    assert_int_equal(store->ops->member_live(store, ids, 1, live), FP_OK);
+    assert_false(live[0]);
+    fp_meta_etcd_member_stop(NULL);
+    fp_etcd_close(client);
+    store_close(store);
+}
+
+/*
+ * etcd away: member_live cannot tell (FP_ERR_IO, said once), and the
+ * member's thread says it cannot renew; etcd back on its data: the key is
+ * held again and live.
+ */
+static void test_etcd_member_lease_etcd_restarted(void **state)
+{
+    env_t *env = *state;
+    fp_meta_store_t *store = store_open(env);
+    fp_meta_etcd_member_t *member = NULL;
+    uint64_t id = MEMBER_ID;
+    bool live = false;
+
+    assert_int_equal(fp_meta_etcd_member_start(env->url, MEMBER_ID, MEMBER_ADDR, ETCD_TTL_MS,
+                                               &env->log, &member),
+                     FP_OK);
+    assert_true(live_until(store, MEMBER_ID, true, 10000));
+    said_clear(env);
+    fp_test_etcd_kill(&etcd);
+    assert_int_equal(store->ops->member_live(store, &id, 1, &live), FP_ERR_IO);
+    assert_said(env, "cannot read the members' lease keys");
+    assert_true(said_until(env, "cannot renew this node's lease key", 10000));
+    assert_int_equal(fp_test_etcd_restart("meta-store", &etcd), FP_OK);
+    assert_true(live_until(store, MEMBER_ID, true, 15000));
+    assert_said(env, "lease keys can be read again");
+    assert_true(said_until(env, "held again", 15000));
+    fp_meta_etcd_member_stop(member);
+    store_close(store);
+}
+
+/*
+ * The service's lease lost while members' keys come and go (a member
+ * registers, another's lease is revoked): those are no other service's
+ * writes, and the store takes the service back.
+ */
+static void test_etcd_lease_lost_member_churn(void **state)
+{
+    env_t *env = *state;
+    fp_meta_store_t *store = store_open(env);
+    fp_meta_etcd_member_t *member = NULL, *second = NULL;
+    char key[FP_ETCD_PREFIX_MAX + 32];
+    fp_etcd_t *client = NULL;
+    fp_etcd_kv_t kv = {0};
+    fp_etcd_url_t url;
+    uint64_t v = 0;
+
+    assert_int_equal(fp_meta_etcd_member_start(env->url, MEMBER_ID, MEMBER_ADDR, ETCD_TTL_MS,
+                                               &env->log, &member),
+                     FP_OK);
+    assert_true(live_until(store, MEMBER_ID, true, 10000));
+    assert_int_equal(store->ops->value_put(store, "k", 1), FP_OK);
+    assert_int_equal(fp_etcd_url_parse(env->url, NULL, &url), FP_OK);
+    assert_int_equal(fp_etcd_open(env->url, 0, NULL, &client), FP_OK);
+    snprintf(key, sizeof(key), "%s/%s", url.prefix, FP_ETCD_SERVICE_KEY);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_OK);
+    said_clear(env);
+    assert_int_equal(fp_etcd_lease_revoke(client, kv.lease), FP_OK);
+    fp_etcd_kv_clear(&kv);
+    /* The keeper finds it first (not a change, which would read the cluster's revision anew). */
+    assert_true(said_until(env, "no longer the pool's metadata service", 10000));
+    said_clear(env);
+
+    /* Meanwhile one member goes (revoked) and another comes (a new key). */
+    fp_meta_etcd_member_stop(member);
+    assert_int_equal(fp_meta_etcd_member_start(env->url, MEMBER_ID + 1, "10.1.1.2:7002",
+                                               ETCD_TTL_MS, &env->log, &second),
+                     FP_OK);
+    /* Taken back at a read of the lease keys, or at this change. */
+    assert_true(live_until(store, MEMBER_ID + 1, true, 10000));
+    assert_int_equal(put_until_ok(store, 2, 10000), FP_OK);
+    assert_said(env, "metadata service again");
+    assert_int_equal(store->ops->value_get(store, "k", &v), FP_OK);
+    assert_int_equal(v, 2);
+    fp_meta_etcd_member_stop(second);
+    fp_etcd_close(client);
+    store_close(store);
+}
+
+/* SQLite knows nothing of liveness: the service goes by heartbeats. */
+static void test_no_member_live(void **state)
+{
+    env_t *env = *state;
+    fp_meta_store_t *store = store_open(env);
+
+    assert_null(store->ops->member_live);
+    store_close(store);
+}
+
 /* No etcd at the URL: FP_ERR_IO, with a line that names the endpoint. */
 static void test_etcd_unreachable(void **state)
 {
@@ -1426,6 +1639,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_or_newer_database, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_dir_is_a_file, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_dir, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_no_member_live, env_setup, env_teardown),
     };
     const struct CMUnitTest etcd_tests[] = {
         SHARED_TESTS(env_setup_etcd),
@@ -1435,6 +1649,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_etcd_name_race, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_lease_lost, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_restarted, env_setup_etcd, env_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_member_lease, env_setup_etcd, env_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_lease_lost_member_churn, env_setup_etcd,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_member_lease_etcd_restarted, env_setup_etcd,
+                                        env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_unreachable, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_failover, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_url_parse, env_setup_etcd, env_teardown),

@@ -49,6 +49,12 @@
  */
 #define FP_ETCD_SERVICE_KEY "service"
 
+/*
+ * The folder, under the prefix, of the members' lease keys: MEMBERS/<node id
+ * %016x> = the member's "HOST:PORT", each under that member's own lease.
+ */
+#define FP_ETCD_MEMBERS_DIR "members"
+
 /** A parsed etcd URL. */
 typedef struct fp_etcd_url {
     size_t nendpoints;

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "common/worker.h"
+#include "meta.h"
 #include "proto/pool.h"
 
 #define RETRY_MS      1000
@@ -27,7 +28,8 @@ struct fp_member {
     char meta_addr[FP_POOL_ADDR_MAX + 1]; /* where its service was last found */
     char self_addr[FP_POOL_ADDR_MAX + 1];
     fp_worker_t worker;
-    bool reset_done; /* guarded by worker.lock: the server freed its slabs */
+    fp_meta_etcd_member_t *lease; /* its lease key in an etcd pool; NULL: none */
+    bool reset_done;              /* guarded by worker.lock: the server freed its slabs */
 };
 
 /* The server's loop freed the slabs (fp_server_post_reset). */
@@ -209,6 +211,7 @@ static void *member_main(void *arg)
 fp_status_t fp_member_start(const fp_member_params_t *params, fp_member_t **member_p)
 {
     fp_member_t *m = calloc(1, sizeof(*m));
+    fp_status_t status;
 
     if (m == NULL)
         return FP_ERR_NO_MEMORY;
@@ -229,14 +232,27 @@ fp_status_t fp_member_start(const fp_member_params_t *params, fp_member_t **memb
     }
     snprintf(m->meta_addr, sizeof(m->meta_addr), "%s", params->meta_url);
     snprintf(m->self_addr, sizeof(m->self_addr), "%s", params->self_addr);
+    m->params.lease_url = NULL; /* not kept: only the start reads it */
+    if (params->lease_url != NULL) {
+        status = fp_meta_etcd_member_start(params->lease_url, params->node_id, m->self_addr,
+                                           params->lease_ttl_ms, params->log, &m->lease);
+        if (status != FP_OK)
+            goto err_free;
+    }
     if (fp_worker_start(&m->worker, "fp:member", member_main, m) != FP_OK) {
         fp_error(params->log, "cannot start the pool member thread: %s", strerror(errno));
-        free(m->meta_url);
-        free(m);
-        return FP_ERR_IO;
+        status = FP_ERR_IO;
+        goto err_stop_lease;
     }
     *member_p = m;
     return FP_OK;
+
+err_stop_lease:
+    fp_meta_etcd_member_stop(m->lease);
+err_free:
+    free(m->meta_url);
+    free(m);
+    return status;
 }
 
 void fp_member_stop(fp_member_t *m)
@@ -244,6 +260,7 @@ void fp_member_stop(fp_member_t *m)
     if (m == NULL)
         return;
     fp_worker_stop(&m->worker);
+    fp_meta_etcd_member_stop(m->lease); /* revoked: its key goes at once */
     free(m->meta_url);
     free(m);
 }

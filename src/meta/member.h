@@ -13,6 +13,10 @@
  * secret, a slab size unlike the pool's, an address another member has) is
  * fatal: the thread calls @fatal, and farpoold exits with the reason.
  *
+ * In an etcd pool (@lease_url given) the node also holds its own lease key in
+ * etcd, from a thread of its own (fp_meta_etcd_member_start, meta.h): the
+ * service takes its liveness from that key, and a stop revokes it at once.
+ *
  * Thread safety: start and stop from one thread.
  */
 #ifndef FP_META_MEMBER_H
@@ -33,6 +37,8 @@ typedef struct fp_member_params {
     const farpool_node_params_t *np; /* secret and timeout; copied */
     fp_server_t *server;             /* this node (node id, resets) */
     uint64_t node_id, capacity, slab_size;
+    const char *lease_url; /* etcd://...: hold a lease key there; NULL: none (SQLite pools) */
+    int lease_ttl_ms;      /* that lease's TTL (<= 0: 10 s) */
     void (*fatal)(void *arg, fp_status_t status); /* a refusal retrying cannot cure */
     void *fatal_arg;
     const fp_log_t *log;
@@ -40,7 +46,10 @@ typedef struct fp_member_params {
 
 fp_status_t fp_member_start(const fp_member_params_t *params, fp_member_t **member_p);
 
-/* Stop heartbeating (the pool will declare this node dead) and free. NULL: no-op. */
+/*
+ * Stop heartbeating (the pool will declare this node dead: at once in an etcd
+ * pool, whose lease key is revoked) and free. NULL: no-op.
+ */
 void fp_member_stop(fp_member_t *member);
 
 #endif /* FP_META_MEMBER_H */

@@ -128,6 +128,17 @@ typedef struct fp_meta_ops {
     /* Small named counters of the pool (the next fixed address, its secret's tag): 0 if unset. */
     fp_status_t (*value_get)(fp_meta_store_t *store, const char *key, uint64_t *value_p);
     fp_status_t (*value_put)(fp_meta_store_t *store, const char *key, uint64_t value);
+
+    /*
+     * Optional (NULL: the store knows nothing of liveness, and the service
+     * goes by heartbeats alone, as with SQLite). Which of the @count members
+     * named by their farpoold node ids @node_ids hold a live lease key now
+     * (fp_meta_etcd_member_start): @live_p[i], @count entries, written only
+     * on success. FP_ERR_IO (logged) when the store cannot tell now (etcd
+     * away): the caller then declares nobody dead by the lease.
+     */
+    fp_status_t (*member_live)(fp_meta_store_t *store, const uint64_t *node_ids, size_t count,
+                               bool *live_p);
 } fp_meta_ops_t;
 
 /* Every backend's handle starts with this. */
@@ -156,6 +167,29 @@ fp_status_t fp_meta_sqlite_open(const char *dir, const fp_log_t *log, fp_meta_st
  */
 fp_status_t fp_meta_etcd_open(const char *url, const char *service_addr, int ttl_ms,
                               const fp_log_t *log, fp_meta_store_t **store_p);
+
+/*
+ * A member's registration in an etcd pool (meta_etcd.c): a thread with its
+ * own etcd client grants a lease of @ttl_ms (rounded up to whole seconds;
+ * etcd may raise it to its minimum), puts PREFIX/members/<@node_id %016x> =
+ * @addr ("HOST:PORT") under it, and renews it every TTL/3. When etcd is
+ * away it keeps trying (saying so once); when the lease is found gone (etcd
+ * lost it, or it expired while this process was stopped) it grants a new one
+ * and puts the key again; a key deleted behind its back is put again. The
+ * metadata service takes a member's liveness from that key (member_live).
+ * FP_ERR_ADDRESS for a bad @url (logged); FP_ERR_NO_MEMORY. Connects lazily:
+ * an unreachable etcd is not an error here.
+ *
+ * Thread safety: start and stop from one thread; the member thread is its own.
+ */
+typedef struct fp_meta_etcd_member fp_meta_etcd_member_t;
+
+fp_status_t fp_meta_etcd_member_start(const char *url, uint64_t node_id, const char *addr,
+                                      int ttl_ms, const fp_log_t *log,
+                                      fp_meta_etcd_member_t **member_p);
+
+/* Stop renewing and revoke the lease, so the key goes at once. NULL: no-op. */
+void fp_meta_etcd_member_stop(fp_meta_etcd_member_t *member);
 
 /* ---- placement (meta_place.c) ---- */
 

@@ -8,6 +8,8 @@
  * Keys. Ids in keys are fixed-width hex, so a range over a prefix (sorted by
  * key) is in id order:
  *   P/service                       the service's "HOST:PORT", under its lease
+ *   P/taken                         the "HOST:PORT" of the service that took P/service last
+ *   P/members/<node id %016x>       a member's "HOST:PORT", under the member's lease
  *   P/ids/node, P/ids/region        the last id given (decimal)
  *   P/nodes/<id %016x>              a member (JSON)
  *   P/regions/<id %016x>            a region (JSON)
@@ -46,11 +48,32 @@
  * write after another has taken over; and once the keeper or such a
  * transaction finds the lease lost, the store is marked lost: its changes
  * are refused (FP_ERR_IO, logged) until it takes the service back, which it
- * does only where no other service can have written meanwhile (regain()):
+ * does only where no other service can have written meanwhile (regain();
+ * every take of P/service also puts P/taken, in the same transaction, so a
+ * P/taken modified since this service's take means another took over):
  * an etcd restarted or a partition healed leaves the pool with its service.
  *
+ * Members' leases. Every member of an etcd pool (the metadata node's own
+ * too) holds P/members/<its farpoold node id> (the HELLO id, new at every
+ * start) under a lease of its own, granted with its --dead-after as TTL and
+ * renewed every TTL/3 by a thread of the member with its own client
+ * (fp_meta_etcd_member_start); a clean stop revokes it, so the key goes at
+ * once, and a crash or a stop of the process lets it expire within the TTL.
+ * The keys are not part of the store's records and are written without the
+ * service's fence: members write them, not the service. The service reads
+ * them (member_live, one keys-only range over P/members/, with a client of
+ * its own whose deadline is short, so that etcd away stalls it little) and
+ * takes a member's liveness from its key (repair.c); a lost store also
+ * tries to take the service back there (regain), so that it does not wait
+ * for its next change to be found again. A lease found gone
+ * (expired while the member was cut off or stopped, or lost by etcd) is
+ * granted again and the key put again; etcd restarted on its data renews
+ * every lease, so the keys come back as they were. A key deleted behind the
+ * member's back is put again at its next renewal.
+ *
  * Thread safety: the store is used by one thread at a time (meta.h); the
- * keeper thread shares only the lost flag and its stop condition.
+ * keeper thread shares only the lost flag and its stop condition. A member's
+ * lease thread shares only its stop condition.
  */
 #include "meta.h"
 
@@ -81,9 +104,13 @@ typedef struct meta_etcd {
     fp_meta_store_t base; /* first: the handle the callers hold */
     fp_etcd_t *etcd;      /* the store's thread's client */
     fp_etcd_t *keeper_etcd;
+    fp_etcd_t *live_etcd; /* the store's thread's too: member_live, with a short deadline */
+    fp_log_t quiet;       /* live_etcd's log: member_live says once itself */
+    bool live_failing;    /* member_live's last read failed (said) */
     char url[FP_ETCD_PREFIX_MAX + FP_ETCD_ENDPOINTS_MAX * FP_ETCD_HOSTPORT_MAX + 16];
     char prefix[FP_ETCD_PREFIX_MAX];
     char service_key[KEY_MAX];
+    char taken_key[KEY_MAX]; /* P/taken */
     char addr[FP_META_ADDR_MAX];
     int64_t lease;
     int64_t service_rev; /* P/service's create_revision, ours */
@@ -1121,6 +1148,70 @@ static fp_status_t etcd_value_put(fp_meta_store_t *store, const char *key, uint6
     return txn_run(me, cmps, 1, &op, 1, &ok);
 }
 
+/* ---- members' liveness ---- */
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Which of @node_ids have a key under P/members/: one range read, keys only. */
+static fp_status_t etcd_member_live(fp_meta_store_t *store, const uint64_t *node_ids, size_t count,
+                                    bool *live_p)
+{
+    meta_etcd_t *me = me_of(store);
+    char prefix[KEY_MAX];
+    fp_etcd_kv_t *kvs = NULL;
+    uint64_t *held = NULL;
+    size_t n = 0, nheld = 0, plen;
+    fp_status_t status;
+
+    key_fmt(me, prefix, "%s/", FP_ETCD_MEMBERS_DIR);
+    plen = strlen(prefix);
+    status = fp_etcd_range_prefix(me->live_etcd, prefix, true, &kvs, &n);
+    if (status != FP_OK) {
+        if (!me->live_failing)
+            fp_warn(me->base.log,
+                    "meta store %s: cannot read the members' lease keys (%s): no member is "
+                    "declared dead by its lease until etcd answers again",
+                    me->url, fp_status_string(status));
+        me->live_failing = true;
+        return FP_ERR_IO;
+    }
+    if (me->live_failing)
+        fp_info(me->base.log, "meta store %s: the members' lease keys can be read again", me->url);
+    me->live_failing = false;
+    /* etcd answers: a lost store takes the service back now (at most once per
+     * REGAIN_MS), not at its next change, so that members and clients find it
+     * through P/service again. */
+    if (atomic_load(&me->lost))
+        (void)regain(me);
+    if (n > 0 && (held = malloc(n * sizeof(*held))) == NULL) {
+        fp_etcd_kvs_free(kvs, n);
+        return FP_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *hex = kvs[i].key + plen;
+        char *end = NULL;
+        uint64_t id;
+
+        errno = 0;
+        id = strtoull(hex, &end, 16);
+        if (errno != 0 || end == hex || *end != '\0' || end - hex != 16)
+            continue; /* not a member's key: it names nobody */
+        held[nheld++] = id;
+    }
+    fp_etcd_kvs_free(kvs, n);
+    if (nheld > 1)
+        qsort(held, nheld, sizeof(*held), u64_cmp);
+    for (size_t i = 0; i < count; i++)
+        live_p[i] = nheld > 0 && bsearch(&node_ids[i], held, nheld, sizeof(*held), u64_cmp) != NULL;
+    free(held);
+    return FP_OK;
+}
+
 /* ---- the lease keeper ---- */
 
 /* Renew the lease every TTL/3 until told to stop or the lease is lost. */
@@ -1201,15 +1292,35 @@ static void keeper_stop(meta_etcd_t *me)
 static fp_status_t service_take(meta_etcd_t *me);
 
 /*
+ * No other service took P/service since this store last held it: P/taken,
+ * which every take writes in the same transaction, is still this store's
+ * (its mod_revision is P/service's create_revision). Where P/taken is
+ * missing (deleted by hand), the cluster's revision must have moved by at
+ * most P/service's deletion since @seen, this store's last answer.
+ */
+static bool untaken_since(meta_etcd_t *me, int64_t seen)
+{
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status = fp_etcd_get(me->etcd, me->taken_key, &kv);
+    bool untaken = status == FP_OK && kv.mod_revision == me->service_rev;
+
+    fp_etcd_kv_clear(&kv);
+    if (status == FP_ERR_NO_ENTRY)
+        untaken = fp_etcd_revision(me->etcd) <= seen + 1;
+    return untaken;
+}
+
+/*
  * The store was found lost: its lease not renewed within the TTL (etcd was
  * away, or this process paused) or gone. Take the service back, unless
  * another service may have written meanwhile:
  *   - P/service still ours: the lease outlived the outage (etcd renews every
  *     lease when it starts again); renewed, and the keeper started again;
- *   - P/service free, and the cluster's revision moved by at most its
- *     deletion since this store's last answer: nothing else was written, so
- *     what this service holds in memory is still the truth; the key is taken
- *     again under a new lease;
+ *   - P/service free, and no other service took it since (untaken_since):
+ *     nothing else was written, so what this service holds in memory is
+ *     still the truth; the key is taken again under a new lease (the
+ *     members' lease keys, which members write and expire meanwhile, do not
+ *     count);
  *   - otherwise another service was here: the store stays lost for good.
  * Tried at most once per REGAIN_MS. On the store's thread.
  */
@@ -1229,13 +1340,14 @@ static fp_status_t regain(meta_etcd_t *me)
         status = fp_etcd_lease_keepalive(me->etcd, me->lease, NULL);
         if (status == FP_ERR_NO_ENTRY)
             status = FP_ERR_IO; /* expiring just now: the next try finds the key free */
-    } else if (status == FP_ERR_NO_ENTRY && fp_etcd_revision(me->etcd) <= seen + 1) {
+    } else if (status == FP_ERR_NO_ENTRY && untaken_since(me, seen)) {
         status = service_take(me);
     } else if (status == FP_OK || status == FP_ERR_NO_ENTRY) {
         me->ousted = true;
         fp_error(me->base.log,
-                 "meta store %s: another metadata service wrote to the pool while this one "
-                 "was cut off (%s %s%s): this farpoold stays out; restart it to serve again",
+                 "meta store %s: another metadata service wrote to the pool, or may have, while "
+                 "this one was cut off (%s %s%s): this farpoold stays out; restart it to serve "
+                 "again",
                  me->url, me->service_key, status == FP_OK ? "is held by " : "is free",
                  status == FP_OK ? (const char *)kv.value : "");
         status = FP_ERR_IO;
@@ -1267,6 +1379,7 @@ static void me_free(meta_etcd_t *me)
                     "expires in %d ms",
                     me->url, me->service_key, fp_status_string(status), me->ttl_ms);
     }
+    fp_etcd_close(me->live_etcd);
     fp_etcd_close(me->keeper_etcd);
     fp_etcd_close(me->etcd);
     free(me);
@@ -1292,6 +1405,7 @@ static const fp_meta_ops_t etcd_ops = {
     .replica_delete = etcd_replica_delete,
     .value_get = etcd_value_get,
     .value_put = etcd_value_put,
+    .member_live = etcd_member_live,
 };
 
 /* Take P/service for @me->addr under a new lease; FP_ERR_IN_USE if another holds it. */
@@ -1299,10 +1413,14 @@ static fp_status_t service_take(meta_etcd_t *me)
 {
     int64_t ttl_s = (me->ttl_ms + 999) / 1000, granted = 0;
     fp_etcd_cmp_t cmp = {.key = me->service_key, .target = FP_ETCD_CREATE, .result = FP_ETCD_EQUAL};
-    fp_etcd_op_t op = {.type = FP_ETCD_PUT,
-                       .key = me->service_key,
-                       .value = me->addr,
-                       .value_len = strlen(me->addr)};
+    fp_etcd_op_t ops[2] = {{.type = FP_ETCD_PUT,
+                            .key = me->service_key,
+                            .value = me->addr,
+                            .value_len = strlen(me->addr)},
+                           {.type = FP_ETCD_PUT,
+                            .key = me->taken_key,
+                            .value = me->addr,
+                            .value_len = strlen(me->addr)}};
     fp_etcd_kv_t kv = {0};
     fp_status_t status;
     bool ok = false;
@@ -1310,9 +1428,9 @@ static fp_status_t service_take(meta_etcd_t *me)
     status = fp_etcd_lease_grant(me->etcd, ttl_s, &me->lease, &granted);
     if (status != FP_OK)
         return status;
-    op.lease = me->lease;
+    ops[0].lease = me->lease;
     for (int tries = 0;; tries++) {
-        status = fp_etcd_txn(me->etcd, &cmp, 1, &op, 1, &ok);
+        status = fp_etcd_txn(me->etcd, &cmp, 1, ops, 2, &ok);
         if (status != FP_OK)
             return status;
         status = fp_etcd_get(me->etcd, me->service_key, &kv);
@@ -1402,12 +1520,20 @@ fp_status_t fp_meta_etcd_open(const char *url, const char *service_addr, int ttl
     snprintf(me->prefix, sizeof(me->prefix), "%s", parsed.prefix);
     snprintf(me->addr, sizeof(me->addr), "%s", service_addr);
     key_fmt(me, me->service_key, "%s", FP_ETCD_SERVICE_KEY);
+    key_fmt(me, me->taken_key, "taken");
     keeper_timeout = me->ttl_ms / 3 < FP_ETCD_TIMEOUT_MS ? me->ttl_ms / 3 : FP_ETCD_TIMEOUT_MS;
     if (keeper_timeout < KEEPER_MIN_MS)
         keeper_timeout = KEEPER_MIN_MS;
     status = fp_etcd_open(url, 0, log, &me->etcd);
     if (status == FP_OK)
         status = fp_etcd_open(url, keeper_timeout, log, &me->keeper_etcd);
+    if (log != NULL)
+        me->quiet = *log;
+    else
+        fp_log_init(&me->quiet, "farpool", FP_LOG_WARN, NULL, NULL);
+    me->quiet.level = -1;
+    if (status == FP_OK)
+        status = fp_etcd_open(url, keeper_timeout, &me->quiet, &me->live_etcd);
     if (status == FP_OK)
         status = service_take(me);
     if (status == FP_OK)
@@ -1441,4 +1567,225 @@ fp_status_t fp_meta_etcd_open(const char *url, const char *service_addr, int ttl
 err_free:
     me_free(me);
     return status;
+}
+
+/* ---- a member's lease key ---- */
+
+#define MEMBER_RETRY_MS 1000 /* a member's keeper tries again this often while etcd is away */
+
+struct fp_meta_etcd_member {
+    fp_etcd_t *etcd;     /* the member thread's own client */
+    const fp_log_t *log; /* the daemon's */
+    fp_log_t quiet;      /* etcd's: the thread says once itself that etcd is away */
+    char url[FP_ETCD_PREFIX_MAX + FP_ETCD_ENDPOINTS_MAX * FP_ETCD_HOSTPORT_MAX + 16];
+    char key[KEY_MAX];
+    char addr[FP_META_ADDR_MAX];
+    int ttl_ms;
+    int64_t lease; /* the thread's: the lease held, 0: none */
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards stop */
+    pthread_cond_t cond;  /* CLOCK_MONOTONIC */
+    bool stop;
+};
+
+/* Wait @ms or until told to stop; true if told. */
+static bool member_wait(fp_meta_etcd_member_t *m, uint64_t ms)
+{
+    struct timespec until;
+    bool stop;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&m->lock);
+    while (!m->stop && pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
+        ;
+    stop = m->stop;
+    pthread_mutex_unlock(&m->lock);
+    return stop;
+}
+
+/*
+ * The key is there, under the lease held: put it if it was not put under
+ * this lease yet (!@held), or if a read shows it gone.
+ */
+static fp_status_t member_key_ensure(fp_meta_etcd_member_t *m, bool held)
+{
+    fp_etcd_op_t op = {.type = FP_ETCD_PUT,
+                       .key = m->key,
+                       .value = m->addr,
+                       .value_len = strlen(m->addr),
+                       .lease = m->lease};
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status;
+    bool ok = false;
+
+    if (held) {
+        status = fp_etcd_get(m->etcd, m->key, &kv);
+        if (status == FP_OK && kv.lease == m->lease) {
+            fp_etcd_kv_clear(&kv);
+            return FP_OK;
+        }
+        fp_etcd_kv_clear(&kv);
+        if (status != FP_OK && status != FP_ERR_NO_ENTRY)
+            return status;
+        fp_warn(m->log, "etcd %s: %s was deleted behind this node's back: putting it again", m->url,
+                m->key);
+    }
+    status = fp_etcd_txn(m->etcd, NULL, 0, &op, 1, &ok);
+    if (status == FP_OK && !ok)
+        status = FP_ERR_IO; /* no condition: cannot fail */
+    return status;
+}
+
+/*
+ * Hold the key: grant a lease and put the key, then renew it every TTL/3
+ * and check the key is still there; a lease found gone is granted again.
+ */
+static void *member_lease_main(void *arg)
+{
+    fp_meta_etcd_member_t *m = arg;
+    uint64_t interval = (uint64_t)m->ttl_ms / 3;
+    int64_t ttl_s = (m->ttl_ms + 999) / 1000;
+    bool said = false, registered = false, held = false; /* held: the key put under m->lease */
+    int64_t granted = 0;                                 /* m->lease's TTL as etcd gave it */
+
+    if (interval < KEEPER_MIN_MS)
+        interval = KEEPER_MIN_MS;
+    for (;;) {
+        fp_status_t status;
+
+        if (m->lease == 0) {
+            status = fp_etcd_lease_grant(m->etcd, ttl_s, &m->lease, &granted);
+        } else {
+            status = fp_etcd_lease_keepalive(m->etcd, m->lease, NULL);
+            if (status == FP_ERR_NO_ENTRY) {
+                fp_warn(m->log,
+                        "etcd %s: the lease of %s is gone (this node was stopped or cut off "
+                        "past its TTL of %" PRId64 " s): registering again",
+                        m->url, m->key, ttl_s);
+                m->lease = 0;
+                held = false;
+                if (member_wait(m, 0))
+                    break;
+                continue;
+            }
+        }
+        if (status == FP_OK)
+            status = member_key_ensure(m, held);
+        if (status == FP_OK) {
+            if (!held)
+                fp_info(m->log, "etcd %s: registered %s = %s under a lease of %" PRId64 " s",
+                        m->url, m->key, m->addr, granted);
+            else if (said)
+                fp_info(m->log, "etcd %s: %s held again, under the same lease", m->url, m->key);
+            registered = held = true;
+            said = false;
+        } else if (!said) {
+            fp_warn(m->log, "etcd %s: cannot %s this node's lease key %s (%s); retrying", m->url,
+                    registered ? "renew" : "register", m->key, fp_status_string(status));
+            said = true;
+        }
+        if (member_wait(m,
+                        status == FP_OK || interval < MEMBER_RETRY_MS ? interval : MEMBER_RETRY_MS))
+            break;
+    }
+    if (m->lease != 0) {
+        fp_status_t status = fp_etcd_lease_revoke(m->etcd, m->lease);
+
+        if (status == FP_OK || status == FP_ERR_NO_ENTRY)
+            fp_info(m->log, "etcd %s: %s revoked", m->url, m->key);
+        else
+            fp_warn(m->log,
+                    "etcd %s: cannot revoke the lease of %s (%s): it expires in %" PRId64 " s",
+                    m->url, m->key, fp_status_string(status), ttl_s);
+        m->lease = 0;
+    }
+    return NULL;
+}
+
+fp_status_t fp_meta_etcd_member_start(const char *url, uint64_t node_id, const char *addr,
+                                      int ttl_ms, const fp_log_t *log,
+                                      fp_meta_etcd_member_t **member_p)
+{
+    fp_meta_etcd_member_t *m;
+    pthread_condattr_t attr;
+    fp_etcd_url_t parsed;
+    fp_status_t status;
+    int timeout;
+
+    if (url == NULL || addr == NULL || addr[0] == '\0' || strlen(addr) >= FP_META_ADDR_MAX ||
+        member_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    status = fp_etcd_url_parse(url, log, &parsed);
+    if (status != FP_OK)
+        return status;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return FP_ERR_NO_MEMORY;
+    m->log = log;
+    if (log != NULL)
+        m->quiet = *log;
+    else
+        fp_log_init(&m->quiet, "farpool", FP_LOG_WARN, NULL, NULL);
+    m->quiet.level = -1;
+    m->ttl_ms = ttl_ms > 0 ? ttl_ms : TTL_MS_DEF;
+    snprintf(m->url, sizeof(m->url), "%s", url);
+    snprintf(m->addr, sizeof(m->addr), "%s", addr);
+    snprintf(m->key, sizeof(m->key), "%s/%s/%016" PRIx64, parsed.prefix, FP_ETCD_MEMBERS_DIR,
+             node_id);
+    timeout = m->ttl_ms / 3 < FP_ETCD_TIMEOUT_MS ? m->ttl_ms / 3 : FP_ETCD_TIMEOUT_MS;
+    if (timeout < KEEPER_MIN_MS)
+        timeout = KEEPER_MIN_MS;
+    status = fp_etcd_open(url, timeout, &m->quiet, &m->etcd);
+    if (status != FP_OK)
+        goto err_free;
+    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+        status = FP_ERR_NO_MEMORY;
+        goto err_close_etcd;
+    }
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&m->cond, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        status = FP_ERR_NO_MEMORY;
+        goto err_destroy_lock;
+    }
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&m->thread, NULL, member_lease_main, m) != 0) {
+        fp_error(log, "etcd %s: cannot start the thread that keeps this node's lease key", url);
+        status = FP_ERR_NO_MEMORY;
+        goto err_destroy_cond;
+    }
+    *member_p = m;
+    return FP_OK;
+
+err_destroy_cond:
+    pthread_cond_destroy(&m->cond);
+err_destroy_lock:
+    pthread_mutex_destroy(&m->lock);
+err_close_etcd:
+    fp_etcd_close(m->etcd);
+err_free:
+    free(m);
+    return status;
+}
+
+void fp_meta_etcd_member_stop(fp_meta_etcd_member_t *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->stop = true;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(m->thread, NULL);
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
+    fp_etcd_close(m->etcd);
+    free(m);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The metadata service's background work, run between requests: members
- * declared dead when silent for dead_after_ms, unpublished regions whose
+ * declared dead when silent for dead_after_ms (in an etcd pool: when their
+ * lease key is gone, check_leases), unpublished regions whose
  * creator went away dropped, and copies made, one slab at a time, for slabs
  * that have fewer than their region wants (repair) or that sit on a member
  * being drained (drain).
@@ -27,7 +28,8 @@
 #include "common/time.h"
 #include "service_int.h"
 
-#define LOOP_MS 100 /* the periodic work runs at least this often */
+#define LOOP_MS       100  /* the periodic work runs at least this often */
+#define LIVE_RETRY_MS 1000 /* lease keys not read: read again after this long */
 
 void meta_node_declare_dead(fp_meta_service_t *svc, meta_node_t *n, const char *why)
 {
@@ -56,6 +58,57 @@ void meta_node_declare_dead(fp_meta_service_t *svc, meta_node_t *n, const char *
             lost, lost > 0 ? ", repairing from the survivors" : "");
 }
 
+/*
+ * Liveness by lease (a store with member_live: etcd), read once a heartbeat
+ * period: a usable member whose key lives is alive, however late its
+ * heartbeats; one whose key was seen and is gone is dead. A member whose
+ * key was never seen (it has not put it yet, or it joined by farpool:// and
+ * holds none) goes by heartbeats. No answer (etcd away): nobody is declared dead by the lease.
+ * Nor for --dead-after after this thread was itself away (check_deaths): a
+ * pause of this whole process (the metadata node is a member too) lets its
+ * own key expire, and its member thread, paused as well, puts it again.
+ */
+static void check_leases(fp_meta_service_t *svc, uint64_t now)
+{
+    uint64_t period = (uint64_t)svc->params.dead_after_ms / 10 * FP_NS_PER_MS;
+    uint64_t *ids;
+    bool *live;
+    size_t n = 0;
+
+    /* After a failed read, once a second at most: each may wait out its deadline. */
+    if (svc->live_failed && period < LIVE_RETRY_MS * FP_NS_PER_MS)
+        period = LIVE_RETRY_MS * FP_NS_PER_MS;
+    if (svc->store->ops->member_live == NULL || now - svc->live_ns < period || svc->nnodes == 0)
+        return;
+    svc->live_ns = now;
+    svc->live_failed = true; /* until the read succeeds */
+    ids = malloc(svc->nnodes * sizeof(*ids));
+    live = malloc(svc->nnodes * sizeof(*live));
+    if (ids == NULL || live == NULL)
+        goto out; /* judged again next period */
+    for (size_t i = 0; i < svc->nnodes; i++)
+        ids[i] = svc->nodes[i].rec.node_id;
+    n = svc->nnodes;
+    if (svc->store->ops->member_live(svc->store, ids, n, live) != FP_OK)
+        goto out;
+    svc->live_failed = false;
+    for (size_t i = 0; i < n; i++) {
+        meta_node_t *node = &svc->nodes[i];
+
+        if (!meta_node_usable(node))
+            continue;
+        if (live[i]) {
+            node->leased = true; /* its heartbeats still say when it was last heard */
+        } else if (node->leased && now >= svc->lease_grace_ns) {
+            node->leased = false;
+            meta_node_declare_dead(svc, node, "its etcd lease key is gone");
+        }
+    }
+out:
+    free(ids);
+    free(live);
+}
+
 static void check_deaths(fp_meta_service_t *svc, uint64_t now)
 {
     uint64_t limit = (uint64_t)svc->params.dead_after_ms * FP_NS_PER_MS;
@@ -75,6 +128,8 @@ static void check_deaths(fp_meta_service_t *svc, uint64_t now)
         for (size_t i = 0; i < svc->nnodes; i++)
             if (svc->nodes[i].seen_ns < now - limit / 2)
                 svc->nodes[i].seen_ns = now - limit / 2;
+        /* Lease keys that expired meanwhile get --dead-after to come back. */
+        svc->lease_grace_ns = now + limit;
         /* And every writer lease half its TTL: renewals may not have been sent yet. */
         for (size_t i = 0; i < svc->nregions; i++) {
             fp_meta_region_t *rec = &svc->regions[i]->rec;
@@ -84,12 +139,14 @@ static void check_deaths(fp_meta_service_t *svc, uint64_t now)
                 rec->lease_expires_ms = credit;
         }
     }
-    svc->checked_ns = now;
-
+    check_leases(svc, now);
+    /* The read's own wait is no absence: heartbeats that came meanwhile are
+     * counted by their arrival. */
+    svc->checked_ns = fp_time_ns();
     for (size_t i = 0; i < svc->nnodes; i++) {
         meta_node_t *n = &svc->nodes[i];
 
-        if (meta_node_usable(n) && now - n->seen_ns > limit)
+        if (meta_node_usable(n) && !n->leased && now - n->seen_ns > limit)
             meta_node_declare_dead(svc, n, "no heartbeat for --dead-after");
     }
 }

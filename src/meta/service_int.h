@@ -42,6 +42,8 @@ typedef struct meta_node {
     uint64_t seen_ns; /* monotonic: the last heartbeat (or the service's start) */
     uint64_t placed;  /* bytes of copies (ok or being made) placed on it */
     bool drained;     /* gone by a drain (not replaced): refused until it restarts */
+    bool leased;      /* its lease key was seen (store's member_live): the key, not
+                         heartbeats, says whether it lives */
 } meta_node_t;
 
 typedef struct meta_region {
@@ -64,7 +66,10 @@ struct fp_meta_service {
     size_t nregions, capregions;
 
     /* Repair and drain: when the next copy may start, and what they did. */
-    uint64_t checked_ns; /* when deaths were last judged */
+    uint64_t checked_ns;     /* when deaths were last judged */
+    uint64_t live_ns;        /* when the members' lease keys were last read (member_live) */
+    bool live_failed;        /* ... and that read failed */
+    uint64_t lease_grace_ns; /* until then a gone lease key kills nobody (this thread was away) */
     uint64_t copy_next_ns;
     bool copy_pending; /* the last step copied: there may be more to do */
     uint64_t copied_bytes;

@@ -150,7 +150,8 @@ static void usage(FILE *out)
         "                               node) or etcd://HOST:PORT[,HOST:PORT...]/PREFIX\n"
         "      --advertise ADDR:PORT    where clients reach this node (default: --listen)\n"
         "      --dead-after SEC         (--meta-dir) a member silent this long is dead (default "
-        "5)\n"
+        "5);\n"
+        "                               in an etcd pool, this node's lease TTL too\n"
         "      --replicas N             (--meta-dir) default copies of each slab, 1-4\n"
         "                               (default 2 with two members or more, else 1)\n"
         "      --repair-rate SIZE       (--meta-dir) bytes per second repair copies at most\n"
@@ -484,6 +485,10 @@ static int run_daemon(const fp_dconf_t *cfg)
         memp.node_id = fp_server_node_id(server);
         memp.capacity = params.capacity;
         memp.slab_size = params.slab_size;
+        /* An etcd pool's members (the metadata node's own too) hold a lease key there. */
+        if (cfg->meta_dir != NULL ? fp_etcd_url_is(cfg->meta_dir) : fp_etcd_url_is(cfg->pool))
+            memp.lease_url = cfg->meta_dir != NULL ? cfg->meta_dir : cfg->pool;
+        memp.lease_ttl_ms = cfg->dead_after_ms;
         memp.fatal = glue_fatal;
         memp.fatal_arg = &glue;
         memp.log = &log;
