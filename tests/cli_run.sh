@@ -100,6 +100,15 @@ ls "$XDG_CACHE_HOME"/farpool/blake2b-* >/dev/null 2>&1 && ok ||
 expect 0 served2 "${RUN[@]}" --readahead off --map 'data.*' -- "$MAPSUM" "$DATA" &&
     same_out plain served2
 stderr_has served2 "stats: region data.bin"
+# --prefault, on a region of 2 MiB blocks: the cache's memory taken as the file is
+# mapped; the same bytes, within the budget.
+expect 0 put2m "$FARPOOL" put "$DATA" data2m --granule 2M --replicas 1 --quiet "${P[@]}" || exit 1
+expect 0 prefault "${RUN[@]}" --prefault --map '*/data.bin=data2m' -- "$MAPSUM" "$DATA" &&
+    same_out plain prefault
+stderr_has prefault "stats: region data2m"
+[ "$(stat_of prefault cache_peak)" -le $((16 << 20)) ] && ok ||
+    fail "prefault: the cache held $(stat_of prefault cache_peak) bytes, over --cache 16M"
+stderr_lacks prefault "warn|error:"
 # The first block unmapped whole: gone (SIGSEGV) as in the plain run, the rest read.
 MAPSUM_HEAD=65536 expect 0 plain_head "$MAPSUM" "$DATA"
 MAPSUM_HEAD=65536 expect 0 served_head "${RUN[@]}" --map '*/data.bin' -- "$MAPSUM" "$DATA" &&

@@ -46,6 +46,9 @@ static void run_usage(void)
            "                           by the served files and the anonymous regions\n"
            "  -p, --pool URL           the pool, farpool://HOST:PORT (default: $FARPOOL_POOL)\n"
            "  -r, --readahead on|off   the automatic prefetcher (default on)\n"
+           "  -P, --prefault           take the cache's memory when a file of 2M granule is\n"
+           "                           mapped, not at first touches (for a server: slower to\n"
+           "                           start, as fast as it gets from its first token)\n"
            "  -s, --stats              at exit, each served region's counters on stderr\n"
            "  -q, --quiet              no line about --map globs that matched nothing\n"
            "  -k, --secret-file F      the pool's secret (default: $FARPOOL_SECRET_FILE)\n"
@@ -188,29 +191,24 @@ static bool append_line(char **buf, size_t *len, const char *s)
 int cli_run(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"map", required_argument, NULL, 'm'},
-        {"anon-over", required_argument, NULL, 'a'},
-        {"granule", required_argument, NULL, 'g'},
-        {"cache", required_argument, NULL, 'c'},
-        {"pool", required_argument, NULL, 'p'},
-        {"readahead", required_argument, NULL, 'r'},
-        {"stats", no_argument, NULL, 's'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"secret-file", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"map", required_argument, NULL, 'm'},     {"anon-over", required_argument, NULL, 'a'},
+        {"granule", required_argument, NULL, 'g'}, {"cache", required_argument, NULL, 'c'},
+        {"pool", required_argument, NULL, 'p'},    {"readahead", required_argument, NULL, 'r'},
+        {"prefault", no_argument, NULL, 'P'},      {"stats", no_argument, NULL, 's'},
+        {"quiet", no_argument, NULL, 'q'},         {"secret-file", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *pool = NULL, *url, *secret_file = NULL, *readahead = NULL, *cache = NULL;
     const char *anon_over = NULL, *granule = NULL;
     char preload[PATH_MAX], cmd_path[PATH_MAX], num[32];
     char *map = NULL, *ld = NULL;
     size_t map_len = 0;
-    bool stats = false, quiet = false;
+    bool stats = false, quiet = false, prefault = false;
     uint64_t cache_bytes = 0, anon_bytes = 0, granule_bytes = 0;
     const char *old_ld;
     int opt, rc;
 
-    while ((opt = getopt_long(argc, argv, "+m:a:g:c:p:r:sqk:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+m:a:g:c:p:r:Psqk:h", options, NULL)) != -1) {
         switch (opt) {
         case 'm': {
             const char *eq = strrchr(optarg, '=');
@@ -250,6 +248,9 @@ int cli_run(int argc, char **argv)
             break;
         case 's':
             stats = true;
+            break;
+        case 'P':
+            prefault = true;
             break;
         case 'q':
             quiet = true;
@@ -336,6 +337,8 @@ int cli_run(int argc, char **argv)
             0 ||
         (quiet ? setenv("FARPOOL_PRELOAD_QUIET", "1", 1) : unsetenv("FARPOOL_PRELOAD_QUIET")) !=
             0 ||
+        (prefault ? setenv("FARPOOL_PRELOAD_PREFAULT", "1", 1)
+                  : unsetenv("FARPOOL_PRELOAD_PREFAULT")) != 0 ||
         (readahead != NULL && setenv("FARPOOL_PRELOAD_READAHEAD", readahead, 1) != 0) ||
         (secret_file != NULL && setenv("FARPOOL_SECRET_FILE", secret_file, 1) != 0)) {
         fprintf(stderr, "farpool: cannot set the environment: %s\n", strerror(errno));

@@ -215,6 +215,7 @@ typedef struct preload_config {
     bool has_cache;
     uint64_t cache_bytes;
     int readahead; /* -1: the library's default */
+    bool prefault; /* FARPOOL_CONTEXT_PARAM_PREFAULT */
     bool stats;
     bool quiet;
     bool root; /* the process `farpool run` exec'd (FARPOOL_PRELOAD_ROOT is our pid) */
@@ -244,6 +245,7 @@ static void config_parse(void)
     const char *stats = getenv("FARPOOL_PRELOAD_STATS");
     const char *quiet = getenv("FARPOOL_PRELOAD_QUIET");
     const char *root = getenv("FARPOOL_PRELOAD_ROOT");
+    const char *prefault = getenv("FARPOOL_PRELOAD_PREFAULT");
     size_t n = 1;
     char *copy, *line, *save = NULL;
 
@@ -260,6 +262,7 @@ static void config_parse(void)
     else if (ra != NULL && (strcmp(ra, "on") == 0 || strcmp(ra, "1") == 0))
         config.readahead = 1;
     config.stats = stats != NULL && *stats != '\0' && strcmp(stats, "0") != 0;
+    config.prefault = prefault != NULL && *prefault != '\0' && strcmp(prefault, "0") != 0;
     config.quiet = quiet != NULL && *quiet != '\0' && strcmp(quiet, "0") != 0;
     config.root = root != NULL && atol(root) == (long)getpid();
     if (map == NULL || *map == '\0')
@@ -495,6 +498,10 @@ bool fp_preload_context_get(void)
     if (cfg->readahead >= 0) {
         params.field_mask |= FARPOOL_CONTEXT_PARAM_READAHEAD;
         params.readahead = cfg->readahead;
+    }
+    if (cfg->prefault) {
+        params.field_mask |= FARPOOL_CONTEXT_PARAM_PREFAULT;
+        params.prefault = 1;
     }
     /* The pool and the secret file: $FARPOOL_POOL, $FARPOOL_SECRET_FILE. */
     status = farpool_context_create(&params, &fp_preload_context);
