@@ -4,7 +4,7 @@
 
   moe_serve.py make PATH [--size 2G] [--seed S] [--layers L] [--d-model D] [--d-ff F]
   moe_serve.py serve PATH [--tokens N] [--top-k K] [--seed S] [--prefetch on|off] [--json]
-                          [--api REGION [--pool URL] [--cache SIZE] [--readahead on|off] [--stats]]
+                          [--api REGION [--pool URL] [--cache SIZE] [--readahead on|off] [--prefault] [--stats]]
 
 The model file: a 4096-byte header (JSON, space-padded: magic "farpool-moe-1",
 layers, experts, d_model, d_ff, dtype, offset), then every expert of every
@@ -122,9 +122,10 @@ class Api:
              "writebacks fetch_errors cache_bytes cache_peak fetch_p50_ns fetch_p99_ns "
              "fetch_max_ns prefetch_issued prefetch_used prefetch_wasted prefetch_late "
              "prefetch_hinted").split()
-    PARAM_CACHE_BYTES, PARAM_READAHEAD, PARAM_POOL, READONLY = 1 << 2, 1 << 4, 1 << 7, 1
+    PARAM_CACHE_BYTES, PARAM_READAHEAD, PARAM_PREFAULT, PARAM_POOL, READONLY = (
+        1 << 2, 1 << 4, 1 << 5, 1 << 7, 1)
 
-    def __init__(self, region, pool, cache, readahead):
+    def __init__(self, region, pool, cache, readahead, prefault=False):
         self.lib = lib = ctypes.CDLL(self.find_lib())
         for fn in ("farpool_context_create", "farpool_region_open", "farpool_map",
                    "farpool_prefetch"):
@@ -146,6 +147,9 @@ class Api:
         if readahead:
             p.field_mask |= self.PARAM_READAHEAD
             p.readahead = int(readahead == "on")
+        if prefault:
+            p.field_mask |= self.PARAM_PREFAULT
+            p.prefault = 1
         self.ctx, self.region, addr = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
         self.check("farpool_context_create", lib.farpool_context_create(
             ctypes.byref(p), ctypes.byref(self.ctx)))
@@ -208,7 +212,7 @@ def route(seed, token, layers, experts, k):
 def serve(args):
     api = None
     if args.api:
-        api = Api(args.api, args.pool, args.cache, args.readahead)
+        api = Api(args.api, args.pool, args.cache, args.readahead, args.prefault)
         head = parse_header(bytes(api.buf[:HEADER]))
     else:
         with open(args.path, "rb") as f:
@@ -310,6 +314,8 @@ def main():
     sv.add_argument("--cache", type=parse_size, help="with --api: the cache budget")
     sv.add_argument("--readahead", choices=("on", "off"),
                     help="with --api: the automatic prefetcher (default: the library's, on)")
+    sv.add_argument("--prefault", action="store_true",
+                    help="with --api: take the cache's memory at map time (2M granule)")
     sv.add_argument("--stats", action="store_true",
                     help="with --api: the region's counters on stderr at the end")
     args = ap.parse_args()
