@@ -49,6 +49,19 @@
 #   --part LIST       overhead, cgroup, limits, all (default all); comma list
 #   --timeout SEC     any one program run (default 900)
 #   --quick           smoke run: 512M model, 2 rounds, 8 tokens
+#   --cpu split|free  split (default, with 2 CPUs or more): the pool's daemons
+#                     on the last CPU, every program run on the others, as
+#                     memory nodes on other machines would leave this one's
+#                     CPUs to the program (and farpool's engine thread shares
+#                     the program's); free: no placement (on 2 vCPUs a run
+#                     then goes 2-3x slower whenever the scheduler puts the
+#                     engine beside a daemon)
+#   --prefault on|off on (default): the pool rows take their cache's memory as
+#                     the model is mapped (`farpool run --prefault`, the API's
+#                     prefault), before the timed tokens, as a model server
+#                     does once at start; off: at first touches, inside them
+#                     (on these guests memory new to a process comes from the
+#                     host at 0.3-0.6 GB/s, and such a run went 2-5x slower)
 #   --python PATH     a python3 with numpy (default: /usr/bin/python3, else
 #                     the first python3 in PATH that imports numpy)
 # Environment: MOE_SIZE, MOE_RUNS, MOE_TOKENS, MOE_CG_TOKENS set the defaults.
@@ -109,11 +122,13 @@ MARGIN=64M
 GRANULE=2M
 PARTS=all
 T=900
+CPU_MODE=split
+PREFAULT=on
 PY=${PYTHON:-}
 while [ $# -gt 0 ]; do
     case $1 in
     --build | --size | --model | --dir | --runs | --tokens | --cg-tokens | --top-k | --seed | \
-        --cache | --limit | --cg-cache | --margin | --granule | --part | --timeout | --python)
+        --cache | --limit | --cg-cache | --margin | --granule | --part | --timeout | --python | --cpu | --prefault)
         [ $# -ge 2 ] || { echo "$PROG: $1 needs a value" >&2; exit 2; }
         case $1 in
         --build) BUILD=$2 ;;
@@ -133,6 +148,8 @@ while [ $# -gt 0 ]; do
         --part) PARTS=$2 ;;
         --timeout) T=$2 ;;
         --python) PY=$2 ;;
+        --cpu) CPU_MODE=$2 ;;
+        --prefault) PREFAULT=$2 ;;
         esac
         shift 2
         ;;
@@ -185,9 +202,29 @@ if [ -z "$PY" ]; then
 else
     "$PY" -c 'import numpy' 2>/dev/null || die "$PY cannot import numpy"
 fi
-for tool in timeout setpriv; do
+for tool in timeout setpriv taskset; do
     command -v "$tool" >/dev/null || die "$tool not found (util-linux, coreutils)"
 done
+case $PREFAULT in
+on) PF=(--prefault) ;;
+off) PF=() ;;
+*) echo "$PROG: --prefault must be on or off" >&2; exit 2 ;;
+esac
+# CPU placement: DAEMON_PIN and PROG_PIN prefix the daemons and the runs.
+NCPU=$(nproc)
+DAEMON_PIN=() PROG_PIN=()
+case $CPU_MODE in
+split)
+    if [ "$NCPU" -ge 2 ]; then
+        DAEMON_PIN=(taskset -c $((NCPU - 1)))
+        PROG_PIN=(taskset -c 0-$((NCPU - 2)))
+    else
+        CPU_MODE=free
+    fi
+    ;;
+free) ;;
+*) echo "$PROG: --cpu must be split or free" >&2; exit 2 ;;
+esac
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 if [ "$DO_CGROUP" = 1 ] && [ "$IS_ROOT" = 0 ]; then
@@ -362,8 +399,8 @@ def cmd_report(tsv, meta_path):
     print("Model %s: %s; %s tokens per run (part 1), %s (part 2), top-%s, seed %s; %s rounds, "
           "medians." % (meta["model"], meta["model_desc"], meta["tokens"], meta["cg_tokens"],
                         meta["topk"], meta["seed"], meta["runs"]))
-    print("Machine: %s; load average %s at the start, %s at the end." %
-          (meta["machine"], meta["load_start"], meta.get("load_end", "-")))
+    print("Machine: %s; load average %s at the start, %s at the end; %s." %
+          (meta["machine"], meta["load_start"], meta.get("load_end", "-"), meta.get("cpus", "-")))
     print()
     ebpt = med([r["ebpt"] for r in rows])
     if sel("1", "shim"):
@@ -513,6 +550,12 @@ meta() { echo "$1=$2" >>"$META"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 meta machine "$(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
 meta load_start "$(loadavg)"
+if [ "$CPU_MODE" = split ]; then
+    meta cpus "daemons on CPU $((NCPU - 1)), the program runs on CPUs 0-$((NCPU - 2)) (--cpu split)"
+else
+    meta cpus "no CPU placement (--cpu free)"
+fi
+meta cpus "$(sed -n 's/^cpus=//p' "$META"); pool rows --prefault $PREFAULT"
 echo "$PROG: load average $(loadavg); busiest processes:" >&2
 ps -eo pcpu,comm --sort=-pcpu | sed -n '2,4p' | sed 's/^/    /' >&2
 
@@ -571,7 +614,7 @@ HZ=$(getconf CLK_TCK)
 start_node() {
     local name=$1
     shift
-    setpriv --pdeathsig KILL "$FARPOOLD" --listen 127.0.0.1:0 --port-file "$TMP/$name.port" \
+    "${DAEMON_PIN[@]}" setpriv --pdeathsig KILL "$FARPOOLD" --listen 127.0.0.1:0 --port-file "$TMP/$name.port" \
         --log-level warn "$@" >"$TMP/$name.log" 2>&1 </dev/null &
     PID=$!
     PIDS+=("$PID")
@@ -624,7 +667,7 @@ run_one() {
     name=$part-$row-$round
     s0=$(dev_sectors) b0=$(busy_ticks) d0=$(daemon_ticks) w0=$(date +%s%N)
     # In the background, so that a signal to this script is handled at once.
-    timeout "$T" sh -c "$WRAP" sh "$cg" "$TMP/$name.io" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
+    timeout "$T" "${PROG_PIN[@]}" sh -c "$WRAP" sh "$cg" "$TMP/$name.io" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
     CHILD=$!
     wait "$CHILD"
     rc=$?
@@ -675,8 +718,8 @@ cmd_of() {
     local serve=("$PY" "$SERVE" serve "$MODEL" --tokens "$tokens" --top-k "$TOPK" --seed "$SEED" --json)
     case $row in
     plain) CMD=("${serve[@]}") ;;
-    shim) CMD=("$FARPOOL" run --pool "$POOL_URL" --map "$MODEL=moe" --cache "$cache" --stats -- "${serve[@]}") ;;
-    api) CMD=("${serve[@]}" --api moe --pool "$POOL_URL" --cache "$cache") ;;
+    shim) CMD=("$FARPOOL" run --pool "$POOL_URL" --map "$MODEL=moe" --cache "$cache" "${PF[@]}" --stats -- "${serve[@]}") ;;
+    api) CMD=("${serve[@]}" --api moe --pool "$POOL_URL" --cache "$cache" "${PF[@]}") ;;
     esac
 }
 
