@@ -174,7 +174,7 @@ say "== put into the pool as region 'moe' (2 copies of every slab, 2 MiB blocks)
 # model with a 320 MiB cache fetched 1.4 times the bytes its tokens need).
 cache=$((size / 4 / (2 << 20) * (2 << 20)))
 [ "$cache" -ge $((512 << 20)) ] || cache=$((512 << 20))
-run=("$farpool" run --map "*/moe.bin=moe" --cache "$cache" --stats --)
+run=("$farpool" run --map "*/moe.bin=moe" --cache "$cache" --prefault --stats --)
 args=(serve "$model" --tokens "$tokens" --json)
 say
 say "== the shim checks the file against its region once (BLAKE2b of the whole file, kept in"
@@ -196,7 +196,7 @@ disk_cached=$(cached_mib "$model")
 say
 drop_file "$model"
 say "== (b) the same, unmodified, under farpool run --map '*/moe.bin=moe' --cache $((cache >> 20))M"
-say "   --stats"
+say "   --prefault --stats"
 serve pool "${run[@]}" "$py" "$serve_py" "${args[@]}"
 
 say
