@@ -1338,6 +1338,136 @@ static fp_status_t key_until(fp_etcd_t *client, const char *key, int64_t not_lea
     }
 }
 
+/* writer_renew on @lease of @region until it is not FP_OK, @ms at most: that status. */
+static fp_status_t renew_until_over(fp_meta_store_t *store, uint64_t region, uint64_t lease, int ms)
+{
+    uint64_t deadline = fp_time_ns() + (uint64_t)ms * 1000000ull;
+
+    for (;;) {
+        int ttl_ms = 0;
+        fp_status_t status = store->ops->writer_renew(store, region, lease, &ttl_ms);
+
+        if (status != FP_OK || fp_time_ns() >= deadline)
+            return status;
+        usleep(50 * 1000);
+    }
+}
+
+/*
+ * writer_take for @holder until it is neither FP_ERR_IN_USE nor FP_ERR_IO
+ * (etcd just started again), @ms at most: that status.
+ */
+static fp_status_t take_until_free(fp_meta_store_t *store, uint64_t region, const uint8_t *holder,
+                                   int ms, uint64_t *lease_p)
+{
+    uint64_t deadline = fp_time_ns() + (uint64_t)ms * 1000000ull;
+
+    for (;;) {
+        int ttl_ms = 0;
+        fp_status_t status =
+            store->ops->writer_take(store, region, holder, ETCD_TTL_MS, lease_p, &ttl_ms);
+
+        if ((status != FP_ERR_IN_USE && status != FP_ERR_IO) || fp_time_ns() >= deadline)
+            return status;
+        usleep(50 * 1000);
+    }
+}
+
+/*
+ * Writer leases are etcd leases: P/writers/<region> = the holder's key (hex)
+ * under the lease; a second key refused while it is held, even by another
+ * store (a restarted service), which finds it; renewals keep it past its
+ * TTL; not renewed it goes within its TTL, and the next writer gets it; a
+ * release frees it at once; etcd away, a renewal is FP_ERR_IO, and the lease
+ * is not over for that; a deleted region takes its key.
+ */
+static void test_etcd_writer_lease(void **state)
+{
+    env_t *env = *state;
+    fp_meta_store_t *store = store_open(env);
+    fp_meta_region_t reg = region_make("leased", 5, false);
+    uint8_t a[FP_PROTO_KEY_SIZE], b[FP_PROTO_KEY_SIZE], held[FP_PROTO_KEY_SIZE];
+    char key[FP_ETCD_PREFIX_MAX + 64], hex[2 * FP_PROTO_KEY_SIZE + 1];
+    uint64_t lease = 0, again = 0, got = 0, start;
+    fp_etcd_t *client = NULL;
+    fp_etcd_kv_t kv = {0};
+    int ttl_ms = 0;
+
+    memset(a, 0xa1, sizeof(a));
+    memset(b, 0xb2, sizeof(b));
+    reg.lease_id = 0;
+    assert_int_equal(store->ops->region_add(store, &reg, NULL, 0), FP_OK);
+    assert_int_equal(fp_etcd_open(env->url, 0, NULL, &client), FP_OK);
+    snprintf(key, sizeof(key), "%s/writers/%016" PRIx64, fp_etcd_prefix(client), reg.id);
+    assert_int_equal(store->ops->writer_get(store, reg.id, held, &got), FP_ERR_NO_ENTRY);
+
+    /* Taken: the key is there, under the lease, naming the holder. */
+    assert_int_equal(store->ops->writer_take(store, reg.id, a, ETCD_TTL_MS, &lease, &ttl_ms),
+                     FP_OK);
+    assert_true(lease != 0);
+    assert_true(ttl_ms >= ETCD_TTL_MS);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_OK);
+    assert_int_equal(kv.lease, (int64_t)lease);
+    for (size_t i = 0; i < sizeof(a); i++)
+        snprintf(hex + 2 * i, 3, "%02x", a[i]);
+    assert_int_equal(kv.value_len, strlen(hex));
+    assert_memory_equal(kv.value, hex, kv.value_len);
+    fp_etcd_kv_clear(&kv);
+
+    /* A second writer refused; the holder taking it again keeps its lease. */
+    assert_int_equal(store->ops->writer_take(store, reg.id, b, ETCD_TTL_MS, &again, &ttl_ms),
+                     FP_ERR_IN_USE);
+    assert_int_equal(store->ops->writer_take(store, reg.id, a, ETCD_TTL_MS, &again, &ttl_ms),
+                     FP_OK);
+    assert_int_equal(again, lease);
+
+    /* A restarted service finds it, and refuses another writer too. */
+    store_close(store);
+    store = store_open(env);
+    assert_int_equal(store->ops->writer_get(store, reg.id, held, &got), FP_OK);
+    assert_int_equal(got, lease);
+    assert_memory_equal(held, a, sizeof(a));
+    assert_int_equal(store->ops->writer_take(store, reg.id, b, ETCD_TTL_MS, &again, &ttl_ms),
+                     FP_ERR_IN_USE);
+
+    /* Renewed, it lasts past its TTL. */
+    start = fp_time_ns();
+    assert_int_equal(renew_until_over(store, reg.id, lease, ETCD_TTL_MS + 1500), FP_OK);
+    assert_true(fp_time_ns() - start >= (ETCD_TTL_MS + 1500) * 1000000ull);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_OK);
+    fp_etcd_kv_clear(&kv);
+
+    /* etcd away: FP_ERR_IO, and the lease is not over for that. */
+    fp_test_etcd_kill(&etcd);
+    assert_int_equal(store->ops->writer_renew(store, reg.id, lease, &ttl_ms), FP_ERR_IO);
+    assert_int_equal(fp_test_etcd_restart("meta-store", &etcd), FP_OK);
+    assert_int_equal(store->ops->writer_get(store, reg.id, held, &got), FP_OK);
+    assert_int_equal(got, lease);
+
+    /* Not renewed: gone within its TTL (and etcd's rounding); then another key takes it. */
+    start = fp_time_ns();
+    assert_int_equal(store->ops->writer_renew(store, reg.id, 1, &ttl_ms), FP_ERR_NO_ENTRY);
+    assert_int_equal(take_until_free(store, reg.id, b, ETCD_TTL_MS + 8000, &again), FP_OK);
+    print_message("the unrenewed writer lease was free %.1f s later (TTL %.1f s)\n",
+                  (double)(fp_time_ns() - start) / 1e9, ETCD_TTL_MS / 1000.0);
+    assert_true(again != lease);
+    assert_int_equal(store->ops->writer_renew(store, reg.id, lease, &ttl_ms), FP_ERR_NO_ENTRY);
+
+    /* Released: free at once. */
+    assert_int_equal(store->ops->writer_release(store, reg.id, again), FP_OK);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_ERR_NO_ENTRY);
+    assert_int_equal(store->ops->writer_renew(store, reg.id, again, &ttl_ms), FP_ERR_NO_ENTRY);
+    assert_int_equal(store->ops->writer_release(store, reg.id, again), FP_OK); /* over already */
+    assert_int_equal(store->ops->writer_take(store, reg.id, a, ETCD_TTL_MS, &lease, &ttl_ms),
+                     FP_OK);
+
+    /* The region deleted: its writer's key goes with it. */
+    assert_int_equal(store->ops->region_delete(store, reg.id), FP_OK);
+    assert_int_equal(fp_etcd_get(client, key, &kv), FP_ERR_NO_ENTRY);
+    fp_etcd_close(client);
+    store_close(store);
+}
+
 #define MEMBER_ID   UINT64_C(0x8234abcd5678ef01)
 #define MEMBER_ADDR "10.1.1.1:7001"
 
@@ -1496,6 +1626,10 @@ static void test_no_member_live(void **state)
     fp_meta_store_t *store = store_open(env);
 
     assert_null(store->ops->member_live);
+    assert_null(store->ops->writer_take); /* writer leases live in the records */
+    assert_null(store->ops->writer_renew);
+    assert_null(store->ops->writer_release);
+    assert_null(store->ops->writer_get);
     store_close(store);
 }
 
@@ -1649,6 +1783,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_etcd_name_race, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_lease_lost, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_restarted, env_setup_etcd, env_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_writer_lease, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_member_lease, env_setup_etcd, env_teardown),
         cmocka_unit_test_setup_teardown(test_etcd_lease_lost_member_churn, env_setup_etcd,
                                         env_teardown),

@@ -57,6 +57,8 @@
 #include "client/node.h"
 #include "client/pool.h"
 #include "common/daemon.h"
+#include "common/etcd.h"
+#include "common/etcd_server.h"
 #include "common/pattern.h"
 #include "common/time.h"
 
@@ -91,7 +93,7 @@ typedef struct pool {
 } pool_t;
 
 /* The pool on loopback most tests use, and the one whose member sits in a namespace. */
-static pool_t loop_pool, ns_pool;
+static pool_t loop_pool, ns_pool, etcd_pool;
 static pool_t *P = &loop_pool;
 
 /* Node parameters for the pool's nodes: its secret. */
@@ -681,6 +683,17 @@ static int child_orphan(char **argv)
     _exit(0); /* no close, no release */
 }
 
+/* writer URL: create "etcdw" (its writer lease held), and exit without closing it. */
+static int child_writer(char **argv)
+{
+    farpool_context_t *ctx = child_context(argv[0], 0);
+    farpool_region_t *h;
+
+    if (farpool_region_create(ctx, "etcdw", 4u << 20, 0, &h) != FP_OK)
+        return 3;
+    _exit(0); /* no close, no release */
+}
+
 /* fixed URL ADDR: "fixed" maps at ADDR; a pointer inside it leads inside; a taken range fails. */
 static int child_fixed(char **argv)
 {
@@ -729,6 +742,8 @@ static int child_main(int argc, char **argv)
         return child_gone(argv + 3);
     if (argc == 4 && strcmp(argv[2], "orphan") == 0)
         return child_orphan(argv + 3);
+    if (argc == 4 && strcmp(argv[2], "writer") == 0)
+        return child_writer(argv + 3);
     if (argc == 5 && strcmp(argv[2], "fixed") == 0)
         return child_fixed(argv + 3);
     fprintf(stderr, "test_pool: unknown child role\n");
@@ -1504,6 +1519,138 @@ static void test_link_cut_while_reading(void **state)
     check_every_copy("cut", 18);
 }
 
+/* ---- the pool with its metadata in etcd ---- */
+
+static fp_test_etcd_t etcd_srv;
+
+/* The writers keys (P/writers/...) in the etcd pool: how many, and the first one's lease. */
+static size_t writer_keys(int64_t *lease_p)
+{
+    char prefix[FP_TEST_PATH_MAX + 16];
+    fp_etcd_kv_t *kvs = NULL;
+    fp_etcd_t *client = NULL;
+    size_t n = 0;
+
+    assert_int_equal(fp_etcd_open(P->dir, 0, NULL, &client), FP_OK);
+    snprintf(prefix, sizeof(prefix), "%s/writers/", fp_etcd_prefix(client));
+    assert_int_equal(fp_etcd_range_prefix(client, prefix, false, &kvs, &n), FP_OK);
+    if (lease_p != NULL)
+        *lease_p = n > 0 ? kvs[0].lease : 0;
+    fp_etcd_kvs_free(kvs, n);
+    fp_etcd_close(client);
+    return n;
+}
+
+/* Open "etcdw" for writing with @ctx until it is not FP_ERR_IN_USE, @ms at most. */
+static fp_status_t open_until_free(farpool_context_t *ctx, int ms, farpool_region_t **r_p)
+{
+    uint64_t end = now_ms() + (uint64_t)ms;
+
+    for (;;) {
+        fp_status_t status = farpool_region_open(ctx, "etcdw", 0, r_p);
+
+        if (status != FP_ERR_IN_USE || now_ms() >= end)
+            return status;
+        pause_ms(250); /* each refusal is logged: look a few times a second */
+    }
+}
+
+/*
+ * Writer leases in an etcd pool are etcd leases (P/writers/<region>): a
+ * second writer refused while it is held, renewed past its TTL; kept across
+ * a restart of the metadata node; a close frees it at once; a writer killed
+ * without closing loses it by etcd's TTL, and another writer gets it then.
+ */
+static void test_etcd_writer_leases(void **state)
+{
+    farpool_context_t *a = pool_context(64ull << 20, 0), *b = pool_context(64ull << 20, 0);
+    char addr[FP_TEST_ADDR_MAX];
+    farpool_region_t *ra, *rb;
+    int64_t lease = 0, second = 0;
+    uint64_t killed;
+    pid_t pid;
+    int wst;
+
+    (void)state;
+    if (P != &etcd_pool)
+        skip(); /* no etcd here (said by the group's setup) */
+    assert_int_equal(writer_keys(NULL), 0);
+    assert_int_equal(farpool_region_create(a, "etcdw", 4u << 20, 0, &ra), FP_OK);
+    assert_int_equal(writer_keys(&lease), 1);
+    assert_true(lease != 0);
+    assert_int_equal(farpool_region_open(b, "etcdw", 0, &rb), FP_ERR_IN_USE);
+    /* Renewed (keepalives): still held, under the same lease, past its TTL. */
+    pause_ms(LEASE_TTL_MS + 1000);
+    assert_int_equal(farpool_region_open(b, "etcdw", 0, &rb), FP_ERR_IN_USE);
+    assert_int_equal(writer_keys(&second), 1);
+    assert_int_equal(second, lease);
+
+    /* The metadata node restarted: the new one finds the lease in etcd. */
+    snprintf(addr, sizeof(addr), "%.*s", (int)sizeof(addr) - 1, P->meta.addr);
+    assert_int_equal(fp_test_daemon_stop(&P->meta), 0);
+    assert_int_equal(start_meta(addr), FP_OK);
+    assert_true(wait_live(MEMBERS + 1));
+    assert_int_equal(farpool_region_open(b, "etcdw", 0, &rb), FP_ERR_IN_USE);
+    pause_ms(LEASE_TTL_MS + 1000); /* and the writer renews it with the new service */
+    assert_int_equal(farpool_region_open(b, "etcdw", 0, &rb), FP_ERR_IN_USE);
+    assert_int_equal(writer_keys(&second), 1);
+    assert_int_equal(second, lease);
+
+    /* Closed: released (revoked) at once. */
+    farpool_region_close(ra);
+    assert_int_equal(writer_keys(NULL), 0);
+    assert_int_equal(farpool_region_open(b, "etcdw", 0, &rb), FP_OK);
+    farpool_region_close(rb);
+    assert_int_equal(farpool_region_delete(b, "etcdw"), FP_OK);
+
+    /* A writer killed without closing: its lease runs out in etcd, not before. */
+    {
+        const char *args[] = {P->url, NULL};
+
+        pid = spawn_child("writer", args, NULL);
+    }
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    killed = now_ms();
+    assert_int_equal(writer_keys(NULL), 1);
+    assert_int_equal(open_until_free(b, WAIT_MS, &rb), FP_OK);
+    print_message("the killed writer's lease was free %.1f s later (TTL %.1f s)\n",
+                  (double)(now_ms() - killed) / 1e3, LEASE_TTL_MS / 1000.0);
+    assert_true(now_ms() - killed >= LEASE_TTL_MS - 1000);
+    assert_int_equal(writer_keys(NULL), 1);
+    farpool_region_close(rb);
+    assert_int_equal(farpool_region_delete(b, "etcdw"), FP_OK);
+    assert_int_equal(writer_keys(NULL), 0);
+    farpool_context_destroy(a);
+    farpool_context_destroy(b);
+}
+
+static int etcd_group_setup(void **state)
+{
+    (void)state;
+    if (!fp_test_etcd_available()) {
+        fprintf(stderr, "test_pool: no etcd at %s; the etcd group is skipped\n", FP_TEST_ETCD_BIN);
+        return 0;
+    }
+    if (fp_test_etcd_start("pool", &etcd_srv) != FP_OK)
+        return -1;
+    P = &etcd_pool;
+    snprintf(P->dir, sizeof(P->dir), "etcd://%s/farpool-test-pool", etcd_srv.endpoint);
+    return pool_start();
+}
+
+static int etcd_group_teardown(void **state)
+{
+    int rc = 0;
+
+    (void)state;
+    if (P == &etcd_pool)
+        rc = pool_stop();
+    fp_test_etcd_stop(&etcd_srv);
+    P = &loop_pool;
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1524,6 +1671,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_joins),
     };
 
+    const struct CMUnitTest etcd_tests[] = {
+        cmocka_unit_test(test_etcd_writer_leases),
+    };
     const struct CMUnitTest ns_tests[] = {
         cmocka_unit_test(test_link_cut_while_reading),
     };
@@ -1533,6 +1683,8 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--child") == 0)
         return child_main(argc, argv);
     failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    failed +=
+        cmocka_run_group_tests_name("etcd", etcd_tests, etcd_group_setup, etcd_group_teardown);
 
     return failed +
            cmocka_run_group_tests_name("netns", ns_tests, ns_group_setup, ns_group_teardown);

@@ -139,6 +139,31 @@ typedef struct fp_meta_ops {
      */
     fp_status_t (*member_live)(fp_meta_store_t *store, const uint64_t *node_ids, size_t count,
                                bool *live_p);
+
+    /*
+     * Optional, all four or none (NULL: a writer lease lives in its region's
+     * record, renewed by region_update, as with SQLite). The store holds
+     * writer leases itself (etcd: P/writers/<region>, under an etcd lease),
+     * and its answer is the truth on who holds one. Each FP_ERR_IO (logged)
+     * when the store cannot tell now (etcd away): nothing is judged over then.
+     *
+     * writer_take: give @holder the writer lease of region @region for
+     * @ttl_ms: the one it holds already, renewed, or a new one if nobody holds
+     * it; *@lease_p its id (never 0) and *@ttl_ms_p the TTL it was given.
+     * FP_ERR_IN_USE if another key holds it.
+     * writer_renew: renew lease @lease of region @region (*@ttl_ms_p as
+     * take); FP_ERR_NO_ENTRY if it is over.
+     * writer_release: end it now; FP_OK if it was over already.
+     * writer_get: who holds region @region's lease: *@holder_p
+     * (FP_PROTO_KEY_SIZE bytes) and *@lease_p; FP_ERR_NO_ENTRY if nobody.
+     */
+    fp_status_t (*writer_take)(fp_meta_store_t *store, uint64_t region, const uint8_t *holder,
+                               int ttl_ms, uint64_t *lease_p, int *ttl_ms_p);
+    fp_status_t (*writer_renew)(fp_meta_store_t *store, uint64_t region, uint64_t lease,
+                                int *ttl_ms_p);
+    fp_status_t (*writer_release)(fp_meta_store_t *store, uint64_t region, uint64_t lease);
+    fp_status_t (*writer_get)(fp_meta_store_t *store, uint64_t region, uint8_t *holder_p,
+                              uint64_t *lease_p);
 } fp_meta_ops_t;
 
 /* Every backend's handle starts with this. */

@@ -16,6 +16,7 @@
  *   P/names/<name>                  the id of the published (READY) region of that name
  *   P/replicas/<region %016x>/<index %08x>/<node %016x>   a replica (JSON)
  *   P/values/<name>                 a counter (decimal)
+ *   P/writers/<region id %016x>     the writer's client key (hex), under the writer lease
  * Records are JSON objects (json-c); 64-bit fields are decimal strings and
  * keys and checksums hex, so every value round-trips bit for bit.
  *
@@ -70,6 +71,16 @@
  * granted again and the key put again; etcd restarted on its data renews
  * every lease, so the keys come back as they were. A key deleted behind the
  * member's back is put again at its next renewal.
+ *
+ * Writer leases. A region's writer lease is an etcd lease: writer_take
+ * grants one of the writer-lease TTL (rounded up to seconds) and creates
+ * P/writers/<region> = the holder's client key (hex) under it, fenced as
+ * every write and on the condition that the key does not exist, so two
+ * writers never both hold it, even across services. A renewal is a
+ * keepalive of that lease (once the key is found still under it), a release
+ * revokes it, and expiry is etcd's: a region whose writers key is gone has
+ * no writer. The lease lives in etcd, so a restarted service finds it there
+ * (writer_get); the lease fields of the region records are not used.
  *
  * Thread safety: the store is used by one thread at a time (meta.h); the
  * keeper thread shares only the lost flag and its stop condition. A member's
@@ -159,6 +170,11 @@ static void key_node(const meta_etcd_t *me, char *out, uint64_t id)
 static void key_region(const meta_etcd_t *me, char *out, uint64_t id)
 {
     key_fmt(me, out, "regions/%016" PRIx64, id);
+}
+
+static void key_writer(const meta_etcd_t *me, char *out, uint64_t region)
+{
+    key_fmt(me, out, "writers/%016" PRIx64, region);
 }
 
 static bool key_name(const meta_etcd_t *me, char *out, const char *name)
@@ -966,10 +982,10 @@ out:
 static fp_status_t etcd_region_delete(fp_meta_store_t *store, uint64_t id)
 {
     meta_etcd_t *me = me_of(store);
-    char key[KEY_MAX], rkey[KEY_MAX], nkey[KEY_MAX];
+    char key[KEY_MAX], rkey[KEY_MAX], nkey[KEY_MAX], wkey[KEY_MAX];
     fp_meta_region_t old;
     fp_etcd_cmp_t cmps[2];
-    fp_etcd_op_t ops[3];
+    fp_etcd_op_t ops[4];
     fp_status_t status;
     bool ok = false;
 
@@ -977,6 +993,7 @@ static fp_status_t etcd_region_delete(fp_meta_store_t *store, uint64_t id)
         return lost_fail(me);
     key_region(me, key, id);
     key_replicas_of(me, rkey, id);
+    key_writer(me, wkey, id);
     for (int tries = 0; tries < RETRY_MAX; tries++) {
         size_t nops = 2;
         int64_t rev;
@@ -988,6 +1005,7 @@ static fp_status_t etcd_region_delete(fp_meta_store_t *store, uint64_t id)
             .key = key, .target = FP_ETCD_MOD, .result = FP_ETCD_EQUAL, .revision = rev};
         ops[0] = (fp_etcd_op_t){.type = FP_ETCD_DELETE, .key = key};
         ops[1] = (fp_etcd_op_t){.type = FP_ETCD_DELETE_PREFIX, .key = rkey};
+        ops[nops++] = (fp_etcd_op_t){.type = FP_ETCD_DELETE, .key = wkey};
         if (old.state == FP_META_REGION_READY && key_name(me, nkey, old.name))
             ops[nops++] = (fp_etcd_op_t){.type = FP_ETCD_DELETE, .key = nkey};
         status = txn_run(me, cmps, 2, ops, nops, &ok);
@@ -1212,6 +1230,166 @@ static fp_status_t etcd_member_live(fp_meta_store_t *store, const uint64_t *node
     return FP_OK;
 }
 
+/* ---- writer leases ---- */
+
+/* The writers key of @region: its holder (decoded from hex) and etcd lease. */
+static fp_status_t writer_read(meta_etcd_t *me, uint64_t region, uint8_t *holder, int64_t *lease_p)
+{
+    char key[KEY_MAX];
+    fp_etcd_kv_t kv = {0};
+    fp_status_t status;
+    size_t len = 0;
+
+    key_writer(me, key, region);
+    status = fp_etcd_get(me->etcd, key, &kv);
+    if (status == FP_OK) {
+        if (sodium_hex2bin(holder, FP_PROTO_KEY_SIZE, (const char *)kv.value, kv.value_len, NULL,
+                           &len, NULL) != 0 ||
+            len != FP_PROTO_KEY_SIZE || kv.lease <= 0) {
+            fp_error(me->base.log, "meta store %s: %s is not a writer's key and lease", me->url,
+                     key);
+            status = FP_ERR_IO;
+        } else {
+            *lease_p = kv.lease;
+        }
+    }
+    fp_etcd_kv_clear(&kv);
+    return status;
+}
+
+/*
+ * Renew etcd lease @lease: FP_ERR_NO_ENTRY if it is gone; its TTL (ms) into
+ * *@ttl_ms_p.
+ */
+static fp_status_t writer_keepalive(meta_etcd_t *me, int64_t lease, int *ttl_ms_p)
+{
+    int64_t ttl = 0;
+    fp_status_t status = fp_etcd_lease_keepalive(me->etcd, lease, &ttl);
+
+    if (status == FP_OK && ttl <= 0)
+        status = FP_ERR_NO_ENTRY; /* etcd answers a gone lease with TTL 0 or less */
+    if (status == FP_OK)
+        *ttl_ms_p = ttl > INT32_MAX / 1000 ? INT32_MAX : (int)(ttl * 1000);
+    return status;
+}
+
+/*
+ * Create P/writers/<region> = @holder (hex) under a new lease, on the
+ * condition that it does not exist; where it exists and is @holder's, its
+ * lease renewed. The grant is revoked again if the key is not created.
+ */
+static fp_status_t etcd_writer_take(fp_meta_store_t *store, uint64_t region, const uint8_t *holder,
+                                    int ttl_ms, uint64_t *lease_p, int *ttl_ms_p)
+{
+    meta_etcd_t *me = me_of(store);
+    char key[KEY_MAX], hex[2 * FP_PROTO_KEY_SIZE + 1];
+    uint8_t held[FP_PROTO_KEY_SIZE];
+    fp_etcd_cmp_t cmps[2];
+    fp_etcd_op_t op;
+    int64_t ttl_s = ttl_ms <= 0 ? 1 : ((int64_t)ttl_ms + 999) / 1000, lease = 0, granted = 0, have;
+    fp_status_t status;
+    bool ok = false;
+
+    if (holder == NULL || lease_p == NULL || ttl_ms_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    key_writer(me, key, region);
+    sodium_bin2hex(hex, sizeof(hex), holder, FP_PROTO_KEY_SIZE);
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
+        /* Held already, by this key: its lease renewed. */
+        status = writer_read(me, region, held, &have);
+        if (status == FP_OK) {
+            if (memcmp(held, holder, sizeof(held)) != 0)
+                return FP_ERR_IN_USE;
+            status = writer_keepalive(me, have, ttl_ms_p);
+            if (status == FP_OK)
+                *lease_p = (uint64_t)have;
+            if (status != FP_ERR_NO_ENTRY)
+                return status;
+            continue; /* expiring just now: the key goes with it */
+        }
+        if (status != FP_ERR_NO_ENTRY)
+            return status;
+        if (lease == 0) {
+            status = fp_etcd_lease_grant(me->etcd, ttl_s, &lease, &granted);
+            if (status != FP_OK)
+                return status;
+        }
+        cmps[1] = (fp_etcd_cmp_t){.key = key, .target = FP_ETCD_CREATE, .result = FP_ETCD_EQUAL};
+        op = (fp_etcd_op_t){.type = FP_ETCD_PUT,
+                            .key = key,
+                            .value = hex,
+                            .value_len = strlen(hex),
+                            .lease = lease};
+        status = txn_run(me, cmps, 2, &op, 1, &ok);
+        if (status != FP_OK)
+            break;
+        if (ok) {
+            *lease_p = (uint64_t)lease;
+            *ttl_ms_p = granted > INT32_MAX / 1000 ? INT32_MAX : (int)(granted * 1000);
+            return FP_OK;
+        }
+        /* Taken meanwhile (another service?): read it again. */
+    }
+    if (status == FP_OK)
+        status = conflict_fail(me, "take a writer lease");
+    if (lease != 0)
+        (void)fp_etcd_lease_revoke(me->etcd, lease);
+    return status;
+}
+
+/* A keepalive of the lease of P/writers/<region>, if that key is still under it. */
+static fp_status_t etcd_writer_renew(fp_meta_store_t *store, uint64_t region, uint64_t lease,
+                                     int *ttl_ms_p)
+{
+    meta_etcd_t *me = me_of(store);
+    uint8_t held[FP_PROTO_KEY_SIZE];
+    int64_t have = 0;
+    fp_status_t status;
+
+    if (ttl_ms_p == NULL || lease == 0 || lease > INT64_MAX)
+        return FP_ERR_INVALID_PARAM;
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
+        return lost_fail(me);
+    status = writer_read(me, region, held, &have);
+    if (status == FP_OK && have != (int64_t)lease)
+        status = FP_ERR_NO_ENTRY; /* the key is another lease's now */
+    if (status == FP_OK)
+        status = writer_keepalive(me, have, ttl_ms_p);
+    return status;
+}
+
+/* Revoke the lease: P/writers/<region> goes at once. */
+static fp_status_t etcd_writer_release(fp_meta_store_t *store, uint64_t region, uint64_t lease)
+{
+    meta_etcd_t *me = me_of(store);
+    fp_status_t status;
+
+    (void)region;
+    if (lease == 0 || lease > INT64_MAX)
+        return FP_ERR_INVALID_PARAM;
+    if (atomic_load(&me->lost) && regain(me) != FP_OK)
+        return lost_fail(me);
+    status = fp_etcd_lease_revoke(me->etcd, (int64_t)lease);
+    return status == FP_ERR_NO_ENTRY ? FP_OK : status;
+}
+
+static fp_status_t etcd_writer_get(fp_meta_store_t *store, uint64_t region, uint8_t *holder_p,
+                                   uint64_t *lease_p)
+{
+    uint8_t held[FP_PROTO_KEY_SIZE];
+    int64_t lease = 0;
+    fp_status_t status;
+
+    if (holder_p == NULL || lease_p == NULL)
+        return FP_ERR_INVALID_PARAM;
+    status = writer_read(me_of(store), region, held, &lease);
+    if (status == FP_OK) {
+        memcpy(holder_p, held, sizeof(held));
+        *lease_p = (uint64_t)lease;
+    }
+    return status;
+}
+
 /* ---- the lease keeper ---- */
 
 /* Renew the lease every TTL/3 until told to stop or the lease is lost. */
@@ -1406,6 +1584,10 @@ static const fp_meta_ops_t etcd_ops = {
     .value_get = etcd_value_get,
     .value_put = etcd_value_put,
     .member_live = etcd_member_live,
+    .writer_take = etcd_writer_take,
+    .writer_renew = etcd_writer_renew,
+    .writer_release = etcd_writer_release,
+    .writer_get = etcd_writer_get,
 };
 
 /* Take P/service for @me->addr under a new lease; FP_ERR_IN_USE if another holds it. */

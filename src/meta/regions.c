@@ -14,6 +14,9 @@
  * lease_ttl_ms unless renewed (LEASE). Another key asking to write while it
  * lasts gets FP_ERR_IN_USE. The same key may reopen (a context reopening its
  * own region). Leases are stored, so they outlive a restart of this node.
+ * Where the store holds leases itself (etcd: writer_take and friends), a
+ * lease is the store's: taken, renewed and released there, and its answer is
+ * the truth at open for write and at renewal; the in-memory copy is a view.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -152,15 +155,43 @@ static void reply_desc(const meta_call_t *call, const meta_region_t *r, bool wit
     meta_reply(call, FP_OK, buf, fp_pool_desc_encode(&d, buf, sizeof(buf)));
 }
 
+/* The store holds writer leases itself (etcd): its answer is the truth. */
+static bool store_leases(const fp_meta_service_t *svc)
+{
+    return svc->store->ops->writer_take != NULL;
+}
+
+/* Forget @r's writer lease in the in-memory view (the store's is over). */
+static void lease_forget(meta_region_t *r)
+{
+    r->rec.lease_id = 0;
+    r->rec.lease_expires_ms = 0;
+    memset(r->rec.lease_holder, 0, sizeof(r->rec.lease_holder));
+}
+
 /*
  * Give the caller the writer lease of @r: the one it holds already, renewed
- * (a context opening its region twice), or a new one.
+ * (a context opening its region twice), or a new one. Where the store holds
+ * leases, it judges: FP_ERR_IN_USE if another key holds it there.
  */
 static fp_status_t lease_take(fp_meta_service_t *svc, meta_region_t *r, const uint8_t *key)
 {
     fp_meta_region_t rec = r->rec;
     fp_status_t status;
 
+    if (store_leases(svc)) {
+        uint64_t lease = 0;
+        int ttl_ms = 0;
+
+        status = svc->store->ops->writer_take(svc->store, rec.id, key, svc->params.lease_ttl_ms,
+                                              &lease, &ttl_ms);
+        if (status != FP_OK)
+            return status;
+        r->rec.lease_id = lease;
+        memcpy(r->rec.lease_holder, key, sizeof(r->rec.lease_holder));
+        r->rec.lease_expires_ms = fp_wall_ms() + (uint64_t)ttl_ms;
+        return FP_OK;
+    }
     if (!meta_region_leased(r, fp_wall_ms()) ||
         memcmp(rec.lease_holder, key, sizeof(rec.lease_holder)) != 0) {
         do
@@ -434,13 +465,21 @@ static void handle_create(const meta_call_t *call)
         if (r->rec.fixed_addr == 0)
             status = FP_ERR_NO_SPACE;
     }
-    do
-        r->rec.lease_id = meta_random(svc);
-    while (r->rec.lease_id == 0);
-    memcpy(r->rec.lease_holder, call->req->key, sizeof(r->rec.lease_holder));
-    r->rec.lease_expires_ms = now_ms + (uint64_t)svc->params.lease_ttl_ms;
+    if (!store_leases(svc)) {
+        do
+            r->rec.lease_id = meta_random(svc);
+        while (r->rec.lease_id == 0);
+        memcpy(r->rec.lease_holder, call->req->key, sizeof(r->rec.lease_holder));
+        r->rec.lease_expires_ms = now_ms + (uint64_t)svc->params.lease_ttl_ms;
+    }
     if (status == FP_OK)
         status = svc->store->ops->region_add(svc->store, &r->rec, reps, (size_t)nslabs * replicas);
+    if (status == FP_OK && store_leases(svc)) {
+        /* The creator's lease, from the store, once the region has its id. */
+        status = lease_take(svc, r, call->req->key);
+        if (status != FP_OK)
+            (void)svc->store->ops->region_delete(svc->store, r->rec.id);
+    }
     if (status == FP_OK && svc->nregions == svc->capregions) {
         all = realloc(svc->regions, (svc->capregions ? svc->capregions * 2 : 16) * sizeof(*all));
         if (all == NULL) {
@@ -507,7 +546,7 @@ static void handle_open(const meta_call_t *call)
         return;
     }
     if (req.flags & FP_POOL_OPEN_WRITE) {
-        if (meta_region_leased(r, fp_wall_ms()) &&
+        if (!store_leases(svc) && meta_region_leased(r, fp_wall_ms()) &&
             memcmp(r->rec.lease_holder, call->req->key, sizeof(r->rec.lease_holder)) != 0) {
             meta_reply(call, FP_ERR_IN_USE, NULL, 0);
             return;
@@ -668,8 +707,28 @@ static void handle_lease(const meta_call_t *call)
         return;
     }
     if (req.op == FP_POOL_LEASE_RELEASE && r->rec.state == FP_META_REGION_PENDING) {
-        /* A put given up: its region goes. */
+        /* A put given up: its region goes (and with it, in the store, its writer's key). */
+        if (store_leases(svc))
+            (void)svc->store->ops->writer_release(svc->store, r->rec.id, r->rec.lease_id);
         meta_reply(call, meta_region_destroy(svc, r), NULL, 0);
+        return;
+    }
+    if (store_leases(svc)) {
+        int ttl_ms = 0;
+
+        /* A renewal is the store's (etcd: a keepalive), and so is the end of a lease. */
+        if (req.op == FP_POOL_LEASE_RELEASE) {
+            status = svc->store->ops->writer_release(svc->store, r->rec.id, r->rec.lease_id);
+            if (status == FP_OK)
+                lease_forget(r);
+        } else {
+            status = svc->store->ops->writer_renew(svc->store, r->rec.id, r->rec.lease_id, &ttl_ms);
+            if (status == FP_OK)
+                r->rec.lease_expires_ms = fp_wall_ms() + (uint64_t)ttl_ms;
+            else if (status == FP_ERR_NO_ENTRY)
+                lease_forget(r); /* over in the store: the same answer as a lease that ran out */
+        }
+        meta_reply(call, status, NULL, 0);
         return;
     }
     rec = r->rec;

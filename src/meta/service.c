@@ -449,6 +449,30 @@ void fp_meta_service_submit(fp_meta_service_t *svc, uint64_t token, const uint8_
     pthread_mutex_unlock(&svc->worker.lock);
 }
 
+/*
+ * @r's writer lease as the store holds it (etcd), not as its record says:
+ * the lease outlives this service there. Its expiry is not known here: a TTL
+ * from now, for the view (renewals and opens ask the store).
+ */
+static fp_status_t lease_load(fp_meta_service_t *svc, meta_region_t *r)
+{
+    uint8_t holder[FP_PROTO_KEY_SIZE];
+    uint64_t lease = 0;
+    fp_status_t status = svc->store->ops->writer_get(svc->store, r->rec.id, holder, &lease);
+
+    if (status == FP_OK) {
+        r->rec.lease_id = lease;
+        memcpy(r->rec.lease_holder, holder, sizeof(r->rec.lease_holder));
+        r->rec.lease_expires_ms = fp_wall_ms() + (uint64_t)svc->params.lease_ttl_ms;
+    } else if (status == FP_ERR_NO_ENTRY) {
+        r->rec.lease_id = 0;
+        r->rec.lease_expires_ms = 0;
+        memset(r->rec.lease_holder, 0, sizeof(r->rec.lease_holder));
+        status = FP_OK;
+    }
+    return status;
+}
+
 /* Load members, regions and copies from the store. */
 static fp_status_t service_load(fp_meta_service_t *svc)
 {
@@ -493,6 +517,8 @@ static fp_status_t service_load(fp_meta_service_t *svc)
         }
         r->rec = regions[i];
         svc->regions[svc->nregions++] = r;
+        if (st->ops->writer_get != NULL)
+            status = lease_load(svc, r);
     }
     for (size_t i = 0; status == FP_OK && i < np; i++) {
         meta_region_t *r = meta_region_by_id(svc, reps[i].region);
