@@ -1264,10 +1264,8 @@ static fp_status_t writer_read(meta_etcd_t *me, uint64_t region, uint8_t *holder
 static fp_status_t writer_keepalive(meta_etcd_t *me, int64_t lease, int *ttl_ms_p)
 {
     int64_t ttl = 0;
-    fp_status_t status = fp_etcd_lease_keepalive(me->etcd, lease, &ttl);
+    fp_status_t status = fp_etcd_lease_keepalive(me->etcd, lease, &ttl); /* gone: NO_ENTRY */
 
-    if (status == FP_OK && ttl <= 0)
-        status = FP_ERR_NO_ENTRY; /* etcd answers a gone lease with TTL 0 or less */
     if (status == FP_OK)
         *ttl_ms_p = ttl > INT32_MAX / 1000 ? INT32_MAX : (int)(ttl * 1000);
     return status;

@@ -161,12 +161,11 @@ static bool store_leases(const fp_meta_service_t *svc)
     return svc->store->ops->writer_take != NULL;
 }
 
-/* Forget @r's writer lease in the in-memory view (the store's is over). */
-static void lease_forget(meta_region_t *r)
+void meta_region_lease_clear(fp_meta_region_t *rec)
 {
-    r->rec.lease_id = 0;
-    r->rec.lease_expires_ms = 0;
-    memset(r->rec.lease_holder, 0, sizeof(r->rec.lease_holder));
+    rec->lease_id = 0;
+    rec->lease_expires_ms = 0;
+    memset(rec->lease_holder, 0, sizeof(rec->lease_holder));
 }
 
 /*
@@ -720,22 +719,21 @@ static void handle_lease(const meta_call_t *call)
         if (req.op == FP_POOL_LEASE_RELEASE) {
             status = svc->store->ops->writer_release(svc->store, r->rec.id, r->rec.lease_id);
             if (status == FP_OK)
-                lease_forget(r);
+                meta_region_lease_clear(&r->rec);
         } else {
             status = svc->store->ops->writer_renew(svc->store, r->rec.id, r->rec.lease_id, &ttl_ms);
             if (status == FP_OK)
                 r->rec.lease_expires_ms = fp_wall_ms() + (uint64_t)ttl_ms;
             else if (status == FP_ERR_NO_ENTRY)
-                lease_forget(r); /* over in the store: the same answer as a lease that ran out */
+                meta_region_lease_clear(
+                    &r->rec); /* over in the store: the same answer as a lease that ran out */
         }
         meta_reply(call, status, NULL, 0);
         return;
     }
     rec = r->rec;
     if (req.op == FP_POOL_LEASE_RELEASE) {
-        rec.lease_id = 0;
-        rec.lease_expires_ms = 0;
-        memset(rec.lease_holder, 0, sizeof(rec.lease_holder));
+        meta_region_lease_clear(&rec);
     } else {
         rec.lease_expires_ms = fp_wall_ms() + (uint64_t)svc->params.lease_ttl_ms;
     }

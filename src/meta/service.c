@@ -465,9 +465,7 @@ static fp_status_t lease_load(fp_meta_service_t *svc, meta_region_t *r)
         memcpy(r->rec.lease_holder, holder, sizeof(r->rec.lease_holder));
         r->rec.lease_expires_ms = fp_wall_ms() + (uint64_t)svc->params.lease_ttl_ms;
     } else if (status == FP_ERR_NO_ENTRY) {
-        r->rec.lease_id = 0;
-        r->rec.lease_expires_ms = 0;
-        memset(r->rec.lease_holder, 0, sizeof(r->rec.lease_holder));
+        meta_region_lease_clear(&r->rec);
         status = FP_OK;
     }
     return status;

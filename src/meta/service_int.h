@@ -127,6 +127,8 @@ uint32_t meta_region_health(fp_meta_service_t *svc, const meta_region_t *r);
 
 /* True while somebody holds @r's writer lease. */
 bool meta_region_leased(const meta_region_t *r, uint64_t now_ms);
+/* No writer lease in @rec (its id, holder and expiry cleared). */
+void meta_region_lease_clear(fp_meta_region_t *rec);
 
 /* Free @r's slabs on its members (best effort), delete it from the store and memory. */
 fp_status_t meta_region_destroy(fp_meta_service_t *svc, meta_region_t *r);
